@@ -1,0 +1,82 @@
+import Foundation
+import SFTSCrypto
+import SFTSProtocol
+import SFTSTLS
+
+/// A client failure, sorted into the kinds that get distinct exit codes.
+public struct ClientError: Error, CustomStringConvertible {
+    public enum Kind: Sendable {
+        /// Wrong password or host code, or a certificate the server refused.
+        case authentication
+        /// The user's role lacks the permission.
+        case permission
+        case notFound
+        case alreadyExists
+        /// A digest or signature did not match.
+        case integrity
+        /// Connecting, TLS, or the peer broke the protocol.
+        case network
+        /// The server refused the request: a policy, a limit, a bad timestamp or name.
+        case rejected
+        /// A local file, profile or setting is missing or unusable.
+        case local
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    /// Wraps any error from the layers below in a ``ClientError`` of the right kind.
+    static func wrap(_ error: Error) -> ClientError {
+        switch error {
+        case let error as ClientError:
+            return error
+        case let error as ProtocolError:
+            if case .remote(let code, let message) = error {
+                return ClientError(kind(for: code), message)
+            }
+            return ClientError(.network, "protocol error: \(error)")
+        case let error as TLSError:
+            if case .certificateRejectedByPeer(let reason) = error {
+                return ClientError(
+                    .authentication,
+                    "the server rejected the client certificate (\(reason)); enroll again or "
+                        + "ask the operator")
+            }
+            return ClientError(.network, error.description)
+        case let error as NetworkError:
+            return ClientError(.network, error.description)
+        case let error as CryptoError:
+            if case .wrongPassphrase = error {
+                return ClientError(.authentication, "wrong password: \(error)")
+            }
+            return ClientError(.local, error.description)
+        case let error as InvalidNameError:
+            return ClientError(.rejected, error.description)
+        case let error as PasswordPolicyError:
+            return ClientError(.rejected, error.description)
+        default:
+            return ClientError(.local, String(describing: error))
+        }
+    }
+
+    static func kind(for code: WireErrorCode) -> Kind {
+        switch code {
+        case .authenticationFailed, .blocked: return .authentication
+        case .permissionDenied: return .permission
+        case .notFound: return .notFound
+        case .alreadyExists: return .alreadyExists
+        case .integrityFailure: return .integrity
+        case .internalError, .busy: return .network
+        case .invalidRequest, .unsupportedVersion, .staleTimestamp, .replayedRequest, .tooLarge,
+            .policyRejected:
+            return .rejected
+        }
+    }
+}

@@ -1,0 +1,180 @@
+import Foundation
+import SFTSCrypto
+import SFTSLogging
+import SFTSProtocol
+import SFTSTLS
+
+/// What `sfts enroll` needs.
+public struct EnrollmentRequest: Sendable {
+    public var server: String
+    public var port: UInt16
+    public var enrollmentPort: UInt16
+    public var user: String
+    public var password: String
+    /// The host code as typed; it is normalised before use.
+    public var hostCode: String
+    public var keyBits: Int
+    public var profileName: String
+    /// Replace an existing profile of the same name.
+    public var force: Bool
+    public var timeouts = ClientTimeouts()
+
+    public init(
+        server: String, port: UInt16, enrollmentPort: UInt16, user: String, password: String,
+        hostCode: String, keyBits: Int, profileName: String, force: Bool
+    ) {
+        self.server = server
+        self.port = port
+        self.enrollmentPort = enrollmentPort
+        self.user = user
+        self.password = password
+        self.hostCode = hostCode
+        self.keyBits = keyBits
+        self.profileName = profileName
+        self.force = force
+    }
+}
+
+/// Enrollment, client side: prove the host code, check the server's proof and its CA, send a
+/// CSR and the password, and store the issued certificate in a new profile.
+public enum Enrollment {
+    public static func enroll(_ request: EnrollmentRequest, home: ClientHome, logger: Logger) throws
+        -> Profile
+    {
+        do {
+            return try run(request, home: home, logger: logger)
+        } catch {
+            let wrapped = ClientError.wrap(error)
+            logger.warning(
+                "enroll.failed",
+                ["server": request.server, "user": request.user, "error": wrapped.message])
+            throw wrapped
+        }
+    }
+
+    private static func run(_ request: EnrollmentRequest, home: ClientHome, logger: Logger) throws
+        -> Profile
+    {
+        if let problem = UserName.problem(with: request.user) {
+            throw ClientError(.rejected, "invalid user name '\(request.user)': \(problem)")
+        }
+        if let problem = Profile.problem(withName: request.profileName) {
+            throw ClientError(.local, "invalid profile name '\(request.profileName)': \(problem)")
+        }
+        if !request.force,
+            FileManager.default.fileExists(atPath: home.profileFolder(request.profileName).path)
+        {
+            throw ClientError(
+                .alreadyExists,
+                "profile '\(request.profileName)' already exists in \(home.profilesFolder.path); "
+                    + "choose another with --profile NAME or replace it with --force")
+        }
+        guard let hostCode = HostCode.normalize(request.hostCode) else {
+            throw ClientError(
+                .authentication,
+                "invalid host code: expected \(HostCode.length) characters such as "
+                    + "XXXX-XXXX-...; copy it from 'sfts ca init' output")
+        }
+        let password = PasswordPolicy.normalize(request.password)
+        try PasswordPolicy().check(password, user: request.user)
+
+        logger.info(
+            "enroll.started",
+            ["server": request.server, "port": String(request.enrollmentPort), "user": request.user])
+        let transport = try ClientTransport(
+            host: request.server, port: request.enrollmentPort,
+            context: try TLSContext.client(trusting: nil), timeouts: request.timeouts)
+        defer { transport.close() }
+        let channelBinding = try transport.connection.channelBinding()
+
+        let clientNonce = Data(SecureRandom.bytes(32)).base64EncodedString()
+        try transport.send(.enrollStart, EnrollStart(user: request.user, nonce: clientNonce))
+        let challenge = try transport.receive(.enrollChallenge, EnrollChallenge.self)
+
+        let key = Array(hostCode.utf8)
+        let clientProof = Digest.hmacSHA256(
+            key: key,
+            data: SignedRecord.enrollment(
+                role: "client", user: request.user, clientNonce: clientNonce,
+                serverNonce: challenge.nonce, channelBinding: channelBinding, caFingerprint: []))
+        try transport.send(.enrollProof, EnrollProof(proof: Data(clientProof).base64EncodedString()))
+        let accepted = try transport.receive(.enrollAccepted, EnrollAccepted.self)
+
+        let caCertificate: Certificate
+        do {
+            caCertificate = try Certificate(pem: accepted.caCertificate)
+        } catch {
+            throw ClientError(.network, "the server sent an invalid CA certificate: \(error)")
+        }
+        let expectedProof = Digest.hmacSHA256(
+            key: key,
+            data: SignedRecord.enrollment(
+                role: "server", user: request.user, clientNonce: clientNonce,
+                serverNonce: challenge.nonce, channelBinding: channelBinding,
+                caFingerprint: caCertificate.sha256Fingerprint))
+        guard let serverProof = Data(base64Encoded: accepted.proof),
+            Digest.constantTimeEqual(Array(serverProof), expectedProof)
+        else {
+            throw ClientError(
+                .authentication,
+                "the server did not prove that it holds the host code for this connection; "
+                    + "someone may be intercepting it, so nothing was sent")
+        }
+        try checkServerCertificate(transport.connection, ca: caCertificate, host: request.server)
+
+        let clientKey = try PrivateKey.generateRSA(bits: request.keyBits)
+        let csr = try CertificateSigningRequest.create(commonName: request.user, key: clientKey)
+        try transport.send(.enrollRequest, EnrollRequest(csr: csr.pem, password: password))
+        let completed = try transport.receive(.enrollCompleted, EnrollCompleted.self)
+
+        let certificate: Certificate
+        do {
+            certificate = try Certificate(pem: completed.certificate)
+            try certificate.verify(trusting: [caCertificate], purpose: .tlsClient)
+        } catch {
+            throw ClientError(.integrity, "the issued certificate does not verify: \(error)")
+        }
+        guard certificate.matches(clientKey), certificate.subjectCommonName == request.user else {
+            throw ClientError(
+                .integrity, "the issued certificate is not for this key and user name")
+        }
+
+        let settings = ProfileSettings(
+            server: request.server, port: request.port, csrPort: request.enrollmentPort,
+            user: request.user, caFingerprint: caCertificate.sha256Fingerprint.colonHexString,
+            enrolledAt: Timestamp.format(Date()))
+        let profile = try Profile.write(
+            name: request.profileName, home: home, settings: settings, caCertificate: caCertificate,
+            certificate: certificate, encryptedKeyPEM: try clientKey.pem(passphrase: password))
+        logger.info(
+            "enroll.completed",
+            [
+                "server": request.server, "user": request.user, "profile": request.profileName,
+                "role": completed.role, "certificate.serial": certificate.serialNumberHex,
+            ])
+        return profile
+    }
+
+    /// Checks, once the host code proofs have authenticated the channel, that the server's TLS
+    /// certificate comes from the CA it sent and names the host the user typed; later commands
+    /// verify the same certificate with ordinary TLS.
+    private static func checkServerCertificate(
+        _ connection: TLSConnection, ca: Certificate, host: String
+    ) throws {
+        guard let serverCertificate = connection.peerCertificate else {
+            throw ClientError(.network, "the server presented no certificate")
+        }
+        do {
+            try serverCertificate.verify(trusting: [ca], purpose: .tlsServer)
+        } catch {
+            throw ClientError(
+                .network, "the server certificate does not verify against its own CA: \(error)")
+        }
+        guard serverCertificate.matchesHost(host) else {
+            throw ClientError(
+                .network,
+                "the server certificate does not name '\(host)'; use a host name it was issued "
+                    + "for (see 'sfts ca init --host')")
+        }
+    }
+}

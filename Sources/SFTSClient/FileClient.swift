@@ -1,0 +1,315 @@
+import Foundation
+import SFTSCrypto
+import SFTSLogging
+import SFTSProtocol
+import SFTSTLS
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The outcome of an upload.
+public struct PutOutcome: Sendable {
+    public let remoteName: String
+    public let size: UInt64
+    public let sha256: String
+}
+
+/// The outcome of a download.
+public struct GetOutcome: Sendable {
+    public let localPath: String
+    public let size: UInt64
+    public let sha256: String
+    /// The certificate that signed the download record, as the server names it.
+    public let signer: String
+    public let uploader: String?
+}
+
+/// A logged-in connection to the file service.
+public final class FileClient {
+    private let transport: ClientTransport
+    private let logger: Logger
+    private let profile: Profile
+    private let clientKey: PrivateKey
+    public let user: String
+    public let role: String
+    public let permissions: [String]
+
+    static let chunkBytes = 256 * 1024
+
+    /// Connects with the profile's certificate and logs in with `password`.
+    public static func connect(
+        profile: Profile, password: String, logger: Logger, timeouts: ClientTimeouts = ClientTimeouts()
+    ) throws -> FileClient {
+        let settings = profile.settings
+        do {
+            let normalized = PasswordPolicy.normalize(password)
+            let key = try profile.clientKey(password: normalized)
+            let context = try TLSContext.client(
+                trusting: try profile.caCertificate(), certificate: try profile.clientCertificate(),
+                key: key)
+            let transport = try ClientTransport(
+                host: settings.server, port: settings.port, context: context, timeouts: timeouts)
+            let client = try FileClient(
+                transport: transport, profile: profile, key: key, password: normalized,
+                logger: logger)
+            logger.info(
+                "login.succeeded",
+                ["server": settings.server, "user": settings.user, "role": client.role])
+            return client
+        } catch {
+            let wrapped = ClientError.wrap(error)
+            logger.warning(
+                "connect.failed",
+                ["server": settings.server, "user": settings.user, "error": wrapped.message])
+            throw wrapped
+        }
+    }
+
+    private init(
+        transport: ClientTransport, profile: Profile, key: PrivateKey, password: String,
+        logger: Logger
+    ) throws {
+        self.transport = transport
+        self.profile = profile
+        self.logger = logger
+        clientKey = key
+        user = profile.settings.user
+
+        let channelBinding = try transport.connection.channelBinding()
+        let clientNonce = Data(SecureRandom.bytes(32)).base64EncodedString()
+        try transport.send(.loginStart, LoginStart(user: user, nonce: clientNonce))
+        let challenge = try transport.receive(.loginChallenge, LoginChallenge.self)
+        guard let salt = Data(base64Encoded: challenge.salt),
+            (10_000...10_000_000).contains(challenge.iterations)
+        else {
+            throw ClientError(
+                .network,
+                "the server sent invalid verifier parameters (\(challenge.iterations) "
+                    + "iterations)")
+        }
+        let authMessage = SignedRecord.login(
+            user: user, clientNonce: clientNonce, serverNonce: challenge.nonce, salt: Array(salt),
+            iterations: challenge.iterations, channelBinding: channelBinding)
+        let keys = try SCRAM.keys(password: password, salt: Array(salt), iterations: challenge.iterations)
+        let proof = SCRAM.clientProof(clientKey: keys.clientKey, authMessage: authMessage)
+        try transport.send(.loginProof, LoginProof(proof: Data(proof).base64EncodedString()))
+        let accepted = try transport.receive(.loginAccepted, LoginAccepted.self)
+
+        let expected = SCRAM.serverSignature(serverKey: keys.serverKey, authMessage: authMessage)
+        guard let signature = Data(base64Encoded: accepted.signature),
+            Digest.constantTimeEqual(Array(signature), expected)
+        else {
+            throw ClientError(
+                .authentication,
+                "the server could not prove that it holds your password verifier")
+        }
+        role = accepted.role
+        permissions = accepted.permissions
+    }
+
+    /// Ends the session with a TLS close_notify.
+    public func close() {
+        transport.close()
+    }
+
+    // MARK: - Commands
+
+    /// Lists a remote folder; an empty path lists the top.
+    public func list(_ path: String, long: Bool) throws -> [ListEntry] {
+        try perform("ls", ["path": path]) {
+            try transport.send(.list, ListRequest(path: path, long: long))
+            var entries: [ListEntry] = []
+            while true {
+                let page = try transport.receive(.listResult, ListResult.self)
+                entries.append(contentsOf: page.entries)
+                if !page.more { return entries }
+            }
+        }
+    }
+
+    /// Removes a remote file or empty folder.
+    public func remove(_ remote: String) throws {
+        let name = try RemotePath(remote).description
+        try perform("rm", ["path": name]) {
+            try transport.send(.remove, PathRequest(name: name))
+            _ = try transport.receive(.removeCompleted, EmptyBody.self)
+        }
+    }
+
+    /// Changes the password on the server, then re-encrypts the local key with it.
+    ///
+    /// The new key file is written first and put in place only after the server accepted the
+    /// change, so a failure on either side leaves a key the current password opens.
+    public func changePassword(to newPassword: String) throws {
+        let normalized = PasswordPolicy.normalize(newPassword)
+        try PasswordPolicy().check(normalized, user: user)
+        let reencrypted = try clientKey.pem(passphrase: normalized)
+        try perform("passwd", [:]) {
+            try transport.send(.changePassword, ChangePasswordRequest(password: normalized))
+            _ = try transport.receive(.passwordChanged, EmptyBody.self)
+        }
+        do {
+            try profile.replaceKey(encryptedKeyPEM: reencrypted)
+        } catch {
+            throw ClientError(
+                .local,
+                "the server changed the password, but the client key could not be re-encrypted: "
+                    + "\(error); the key still opens with the old password")
+        }
+    }
+
+    /// Uploads a local regular file.
+    ///
+    /// The body is hashed as it is sent; the signed record follows it, so the file is read
+    /// once. The server stores nothing unless hash and signature check out.
+    public func put(localPath: String, remote: String?, force: Bool) throws -> PutOutcome {
+        let source = try LocalFile.openForReading(localPath)
+        defer { Glibc.close(source.descriptor) }
+        let remoteName = try RemotePath(remote ?? LocalFile.lastComponent(of: localPath)).description
+
+        return try perform("put", ["path": remoteName, "bytes": String(source.size)]) {
+            let request = try transport.send(
+                .put, PutRequest(name: remoteName, size: source.size, force: force))
+            _ = try transport.receive(.putReady, EmptyBody.self)
+
+            let hasher = SHA256Hasher()
+            try LocalFile.withBuffer(FileClient.chunkBytes) { buffer in
+                var remaining = source.size
+                while remaining > 0 {
+                    let count = Int(min(UInt64(buffer.count), remaining))
+                    let read = Glibc.read(source.descriptor, buffer.baseAddress, count)
+                    if read < 0 && errno == EINTR { continue }
+                    guard read > 0 else {
+                        transport.connection.abort()
+                        throw ClientError(
+                            .local,
+                            "\(localPath) changed size while it was being sent; nothing was stored")
+                    }
+                    let data = UnsafeRawBufferPointer(rebasing: buffer[0..<read])
+                    hasher.update(data)
+                    try writeBody(data)
+                    remaining -= UInt64(read)
+                }
+            }
+            let digest = hasher.finish().hexString
+            let signed = SignedRecord.upload(
+                name: remoteName, size: source.size, sha256: digest, requestID: request.id,
+                timestamp: request.timestamp)
+            let signature = try clientKey.signPSS(signed)
+            try transport.send(
+                .putRecord,
+                TransferRecord(
+                    sha256: digest, signature: Data(signature).base64EncodedString(), signer: user))
+            let completed = try transport.receive(.putCompleted, PutCompleted.self)
+            guard completed.sha256 == digest, completed.size == source.size else {
+                throw ClientError(
+                    .integrity,
+                    "the server stored \(completed.size) bytes with SHA-256 \(completed.sha256), "
+                        + "but \(source.size) bytes with \(digest) were sent")
+            }
+            return PutOutcome(remoteName: completed.name, size: completed.size, sha256: digest)
+        }
+    }
+
+    /// Downloads a remote file to `localPath` (default: its last component in the current
+    /// folder).
+    ///
+    /// The body goes to a temporary file beside the target, which takes the target's name
+    /// only after the SHA-256 and the server's RSA-PSS signature over the record check out.
+    public func get(remote: String, localPath: String?, force: Bool) throws -> GetOutcome {
+        let remotePath = try RemotePath(remote)
+        let remoteName = remotePath.description
+        let target = try LocalFile.downloadTarget(localPath, remoteName: remotePath.lastComponent)
+        if !force, FileManager.default.fileExists(atPath: target) {
+            throw ClientError(
+                .alreadyExists, "\(target) already exists; use --force to replace it")
+        }
+        guard let serverKey = transport.connection.peerCertificate?.publicKey else {
+            throw ClientError(.network, "the server certificate has no usable public key")
+        }
+
+        return try perform("get", ["path": remoteName]) {
+            let request = try transport.send(.get, PathRequest(name: remoteName))
+            let ready = try transport.receive(.getReady, GetReady.self)
+            let output = try LocalFile.Download(target: target)
+
+            let hasher = SHA256Hasher()
+            try LocalFile.withBuffer(FileClient.chunkBytes) { buffer in
+                var remaining = ready.size
+                while remaining > 0 {
+                    let count = Int(min(UInt64(buffer.count), remaining))
+                    let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
+                    let received = try transport.channel.readRaw(into: slice)
+                    guard received > 0 else {
+                        throw ClientError(
+                            .network,
+                            "the server closed the connection after \(ready.size - remaining) "
+                                + "of \(ready.size) bytes; nothing was saved")
+                    }
+                    let data = UnsafeRawBufferPointer(rebasing: buffer[0..<received])
+                    hasher.update(data)
+                    try output.write(data)
+                    remaining -= UInt64(received)
+                }
+            }
+            let digest = hasher.finish().hexString
+            let (recordFrame, record) = try transport.receiveFrame(.getRecord, TransferRecord.self)
+            guard record.sha256 == digest else {
+                throw ClientError(
+                    .integrity,
+                    "SHA-256 mismatch: received data hashes to \(digest), the server's record "
+                        + "says \(record.sha256); nothing was saved")
+            }
+            let signed = SignedRecord.download(
+                name: remoteName, size: ready.size, sha256: digest, requestID: request.id,
+                timestamp: recordFrame.timestamp)
+            guard let signature = Data(base64Encoded: record.signature),
+                serverKey.verifyPSS(signature: Array(signature), message: signed)
+            else {
+                throw ClientError(
+                    .integrity,
+                    "the download record's RSA-PSS signature does not verify with the server "
+                        + "certificate; nothing was saved")
+            }
+            try output.commit(replace: force)
+            return GetOutcome(
+                localPath: target, size: ready.size, sha256: digest, signer: record.signer,
+                uploader: ready.uploader)
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// Writes part of an upload body. When the server cut the connection, its error frame is
+    /// usually already waiting, and says more than the broken pipe.
+    private func writeBody(_ data: UnsafeRawBufferPointer) throws {
+        do {
+            try transport.channel.writeRaw(data)
+        } catch {
+            if let frame = try? transport.channel.receive(), frame.type == .error,
+                let body = try? frame.body(ErrorBody.self)
+            {
+                throw ClientError(ClientError.kind(for: body.code), body.message)
+            }
+            throw error
+        }
+    }
+
+    /// Runs a command, logging its outcome and wrapping its errors.
+    private func perform<T>(_ command: String, _ fields: [String: String], _ body: () throws -> T)
+        throws -> T
+    {
+        var logFields = [("command", command), ("user", user)]
+        logFields.append(contentsOf: fields.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        do {
+            let result = try body()
+            logger.log(.info, "command.succeeded", fields: logFields)
+            return result
+        } catch {
+            let wrapped = ClientError.wrap(error)
+            logger.log(.warning, "command.failed", fields: logFields + [("error", wrapped.message)])
+            throw wrapped
+        }
+    }
+}

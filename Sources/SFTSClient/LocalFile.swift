@@ -1,0 +1,117 @@
+import Foundation
+import SFTSProtocol
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Local file handling for transfers.
+enum LocalFile {
+    /// Opens a regular file and returns its descriptor, which the caller closes, and its size.
+    static func openForReading(_ path: String) throws -> (descriptor: Int32, size: UInt64) {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            let code = errno
+            throw ClientError(
+                code == ENOENT ? .notFound : .local,
+                "cannot open \(path): \(String(cString: strerror(code)))")
+        }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            close(descriptor)
+            throw ClientError(.local, "\(path) is not a regular file")
+        }
+        return (descriptor, UInt64(status.st_size))
+    }
+
+    /// The last component of a local path, normalised to NFC as remote names are.
+    static func lastComponent(of path: String) -> String {
+        URL(fileURLWithPath: path).lastPathComponent.precomposedStringWithCanonicalMapping
+    }
+
+    /// Where a download goes: `localPath`, or inside it when it is a folder, or the remote
+    /// name in the current folder.
+    static func downloadTarget(_ localPath: String?, remoteName: String) throws -> String {
+        guard let localPath, !localPath.isEmpty else { return remoteName }
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: localPath, isDirectory: &isFolder), isFolder.boolValue {
+            return URL(fileURLWithPath: localPath).appendingPathComponent(remoteName).path
+        }
+        return localPath
+    }
+
+    static func withBuffer<T>(_ size: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> T)
+        rethrows -> T
+    {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+        defer { buffer.deallocate() }
+        return try body(buffer)
+    }
+
+    /// A download in progress: a temporary file beside the target, removed unless committed.
+    final class Download {
+        let target: String
+        private let temporary: String
+        private let descriptor: Int32
+        private var committed = false
+
+        init(target: String) throws {
+            self.target = target
+            let url = URL(fileURLWithPath: target)
+            temporary =
+                url.deletingLastPathComponent().appendingPathComponent(
+                    ".\(url.lastPathComponent).sfts-part-\(UUID().uuidString.prefix(8))"
+                ).path
+            descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else {
+                throw ClientError(
+                    .local, "cannot create \(temporary): \(String(cString: strerror(errno)))")
+            }
+        }
+
+        deinit {
+            if !committed {
+                close(descriptor)
+                unlink(temporary)
+            }
+        }
+
+        func write(_ buffer: UnsafeRawBufferPointer) throws {
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw ClientError(
+                        .local, "cannot write \(temporary): \(String(cString: strerror(errno)))")
+                }
+                offset += written
+            }
+        }
+
+        /// Flushes the file and gives it the target name: with `replace` by rename, otherwise
+        /// by link, which fails instead of replacing a file that appeared meanwhile.
+        func commit(replace: Bool) throws {
+            guard fsync(descriptor) == 0 else {
+                throw ClientError(.local, "cannot flush \(temporary): \(String(cString: strerror(errno)))")
+            }
+            if replace {
+                guard rename(temporary, target) == 0 else {
+                    throw ClientError(.local, "cannot rename to \(target): \(String(cString: strerror(errno)))")
+                }
+            } else {
+                guard link(temporary, target) == 0 else {
+                    let code = errno
+                    throw ClientError(
+                        code == EEXIST ? .alreadyExists : .local,
+                        code == EEXIST
+                            ? "\(target) already exists; use --force to replace it"
+                            : "cannot create \(target): \(String(cString: strerror(code)))")
+                }
+                unlink(temporary)
+            }
+            committed = true
+            close(descriptor)
+        }
+    }
+}

@@ -1,0 +1,232 @@
+import Foundation
+import SFTSCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The client's home folder: `$SFTS_HOME`, else `$XDG_CONFIG_HOME/sfts`, else
+/// `~/.config/sfts`. Folders are mode 0700 and files 0600.
+public struct ClientHome: Sendable {
+    public let url: URL
+
+    public init(url: URL) {
+        self.url = url.standardizedFileURL
+    }
+
+    /// The home folder the environment selects.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> ClientHome
+    {
+        if let home = environment["SFTS_HOME"], !home.isEmpty {
+            return ClientHome(url: URL(fileURLWithPath: home))
+        }
+        if let config = environment["XDG_CONFIG_HOME"], !config.isEmpty {
+            return ClientHome(url: URL(fileURLWithPath: config).appendingPathComponent("sfts"))
+        }
+        let user =
+            environment["HOME"].map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser
+        return ClientHome(url: user.appendingPathComponent(".config/sfts"))
+    }
+
+    public var profilesFolder: URL { url.appendingPathComponent("profiles") }
+    public var clientLog: URL { url.appendingPathComponent("logs/client.log") }
+
+    public func profileFolder(_ name: String) -> URL {
+        profilesFolder.appendingPathComponent(name)
+    }
+}
+
+/// Where a profile's server is and who its user is, as profile.json stores it.
+public struct ProfileSettings: Codable, Equatable, Sendable {
+    public var server: String
+    public var port: UInt16
+    public var csrPort: UInt16
+    public var user: String
+    public var caFingerprint: String
+    public var enrolledAt: String
+
+    public init(
+        server: String, port: UInt16, csrPort: UInt16, user: String, caFingerprint: String,
+        enrolledAt: String
+    ) {
+        self.server = server
+        self.port = port
+        self.csrPort = csrPort
+        self.user = user
+        self.caFingerprint = caFingerprint
+        self.enrolledAt = enrolledAt
+    }
+}
+
+/// A client profile: settings, the CA certificate, the client certificate, and the client key
+/// encrypted with the user's password.
+public struct Profile: Sendable {
+    public let name: String
+    public let folder: URL
+    public var settings: ProfileSettings
+
+    static let settingsFile = "profile.json"
+    static let caFile = "ca_certificate.pem"
+    static let certificateFile = "client_certificate.pem"
+    static let keyFile = "client_key.pem"
+
+    public var caCertificateURL: URL { folder.appendingPathComponent(Profile.caFile) }
+    public var certificateURL: URL { folder.appendingPathComponent(Profile.certificateFile) }
+    public var keyURL: URL { folder.appendingPathComponent(Profile.keyFile) }
+
+    /// Returns nil when `name` is a valid profile name, otherwise the reason it is not.
+    public static func problem(withName name: String) -> String? {
+        guard !name.isEmpty, name.utf8.count <= 64 else {
+            return "a profile name has 1 to 64 characters"
+        }
+        guard !name.hasPrefix("."),
+            name.unicodeScalars.allSatisfy({
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                    || $0 == "." || $0 == "_" || $0 == "-"
+            })
+        else {
+            return "a profile name may contain only letters, digits, '.', '_' and '-', and may "
+                + "not start with '.'"
+        }
+        return nil
+    }
+
+    /// Loads profile `name` from `home`.
+    public static func load(_ name: String, home: ClientHome) throws -> Profile {
+        if let problem = problem(withName: name) {
+            throw ClientError(.local, "invalid profile name '\(name)': \(problem)")
+        }
+        let folder = home.profileFolder(name)
+        let settingsURL = folder.appendingPathComponent(settingsFile)
+        guard let data = try? Data(contentsOf: settingsURL) else {
+            throw ClientError(
+                .local,
+                "profile '\(name)' not found in \(home.profilesFolder.path); run 'sfts enroll "
+                    + "--server HOST --user NAME' first, or pick another with --profile")
+        }
+        do {
+            let settings = try JSONDecoder().decode(ProfileSettings.self, from: data)
+            return Profile(name: name, folder: folder, settings: settings)
+        } catch {
+            throw ClientError(.local, "\(settingsURL.path): invalid profile settings: \(error)")
+        }
+    }
+
+    /// The CA certificate, checked against the fingerprint recorded at enrollment.
+    public func caCertificate() throws -> Certificate {
+        let certificate = try readCertificate(caCertificateURL)
+        guard certificate.sha256Fingerprint.colonHexString == settings.caFingerprint else {
+            throw ClientError(
+                .local,
+                "\(caCertificateURL.path) does not match the CA fingerprint recorded at "
+                    + "enrollment; the profile was changed, so enroll again")
+        }
+        return certificate
+    }
+
+    public func clientCertificate() throws -> Certificate {
+        try readCertificate(certificateURL)
+    }
+
+    /// Decrypts the client key with the user's (normalised) password.
+    public func clientKey(password: String) throws -> PrivateKey {
+        let pem: String
+        do {
+            pem = try String(contentsOf: keyURL, encoding: .utf8)
+        } catch {
+            throw ClientError(.local, "cannot read \(keyURL.path): \(error.localizedDescription)")
+        }
+        do {
+            return try PrivateKey(pem: pem, passphrase: password, what: "the client key")
+        } catch CryptoError.wrongPassphrase {
+            throw ClientError(
+                .authentication,
+                "wrong password for '\(settings.user)': it does not decrypt the client key of "
+                    + "profile '\(name)'")
+        }
+    }
+
+    private func readCertificate(_ url: URL) throws -> Certificate {
+        do {
+            return try Certificate(contentsOf: url)
+        } catch {
+            throw ClientError(.local, "\(error)")
+        }
+    }
+
+    /// Writes a complete profile folder atomically: every file goes into a temporary folder,
+    /// which then replaces the old profile with one rename.
+    static func write(
+        name: String, home: ClientHome, settings: ProfileSettings, caCertificate: Certificate,
+        certificate: Certificate, encryptedKeyPEM: String
+    ) throws -> Profile {
+        let fileManager = FileManager.default
+        try fileManager.createDirectory(
+            at: home.profilesFolder, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
+        chmod(home.url.path, 0o700)
+        let staging = home.profilesFolder.appendingPathComponent(".\(name).tmp-\(UUID().uuidString)")
+        try fileManager.createDirectory(
+            at: staging, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        var committed = false
+        defer {
+            if !committed { try? fileManager.removeItem(at: staging) }
+        }
+
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try writePrivate(try encoder.encode(settings), staging.appendingPathComponent(settingsFile))
+        try writePrivate(Data(caCertificate.pem.utf8), staging.appendingPathComponent(caFile))
+        try writePrivate(Data(certificate.pem.utf8), staging.appendingPathComponent(certificateFile))
+        try writePrivate(Data(encryptedKeyPEM.utf8), staging.appendingPathComponent(keyFile))
+
+        let target = home.profileFolder(name)
+        if fileManager.fileExists(atPath: target.path) {
+            let old = home.profilesFolder.appendingPathComponent(".\(name).old-\(UUID().uuidString)")
+            try fileManager.moveItem(at: target, to: old)
+            try fileManager.moveItem(at: staging, to: target)
+            try? fileManager.removeItem(at: old)
+        } else {
+            try fileManager.moveItem(at: staging, to: target)
+        }
+        committed = true
+        return Profile(name: name, folder: target, settings: settings)
+    }
+
+    /// Replaces the encrypted client key, as after a password change.
+    func replaceKey(encryptedKeyPEM: String) throws {
+        let temporary = folder.appendingPathComponent(".\(Profile.keyFile).tmp-\(UUID().uuidString)")
+        try Profile.writePrivate(Data(encryptedKeyPEM.utf8), temporary)
+        guard rename(temporary.path, keyURL.path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary.path)
+            throw ClientError(.local, "cannot replace \(keyURL.path): \(reason)")
+        }
+    }
+
+    /// Writes a file with mode 0600 and fsyncs it.
+    static func writePrivate(_ data: Data, _ url: URL) throws {
+        let descriptor = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw ClientError(.local, "cannot create \(url.path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        let failed = data.withUnsafeBytes { buffer -> Bool in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return true
+                }
+                offset += written
+            }
+            return fsync(descriptor) != 0
+        }
+        if failed {
+            throw ClientError(.local, "cannot write \(url.path): \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import SFTSServer
+
+/// `sfts ca init`.
+enum CAInitCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = ServerCommandSupport.root(arguments)
+        let keyBits = try arguments.integer("--key-bits", in: 2048...16384) ?? 3072
+        var hosts = arguments.allValues("--host").flatMap {
+            $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        if hosts.isEmpty {
+            hosts = CAInitOptions.defaultHosts
+        }
+        let passphrase = try Secrets.read(Secrets.pkiPassphrase, from: arguments, confirm: true)
+        let options = CAInitOptions(
+            hosts: hosts, keyBits: keyBits, passphrase: passphrase, force: arguments.flag("--force"))
+
+        Console.error("Generating \(keyBits)-bit RSA keys for the CA and the server...")
+        let result = try CAInitializer.run(root: root, options: options)
+        if arguments.flag("--force"), let users = try? JSONUserStore(url: root.users).allUsers(),
+            !users.isEmpty
+        {
+            Console.error(
+                "warning: \(users.count) enrolled users hold certificates from the old CA; remove "
+                    + "them with 'sfts user remove NAME' so they can enroll again")
+        }
+        Console.out("CA and server certificate created in \(root.certificatesFolder.path)")
+        Console.out("Server certificate names: \(result.serverNames.joined(separator: ", "))")
+        Console.out("CA SHA-256 fingerprint: \(result.caFingerprint)")
+        Console.out("Host code (give it to users who enroll; keep it secret):")
+        Console.out("  \(result.hostCode)")
+        return .success
+    }
+}
+
+/// Helpers shared by the commands that run on the server host.
+enum ServerCommandSupport {
+    static func root(_ arguments: ParsedArguments) -> StateRoot {
+        let path = arguments.value("--root") ?? FileManager.default.currentDirectoryPath
+        return StateRoot(URL(fileURLWithPath: path))
+    }
+}

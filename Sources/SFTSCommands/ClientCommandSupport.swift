@@ -1,0 +1,154 @@
+import Foundation
+import SFTSClient
+import SFTSLogging
+
+/// What the client commands share: the home folder, the client log, the profile and login.
+enum ClientCommandSupport {
+    static func home() -> ClientHome {
+        ClientHome.fromEnvironment()
+    }
+
+    /// The client log, or a logger that drops events when the log cannot be opened.
+    static func logger(_ home: ClientHome) -> Logger {
+        do {
+            return try Logger(file: home.clientLog)
+        } catch {
+            Console.error("sfts: warning: \(error.localizedDescription); continuing without a log")
+            return Logger.discarding
+        }
+    }
+
+    /// Loads the profile, reads the password and logs in.
+    static func connect(_ arguments: ParsedArguments) throws -> FileClient {
+        let home = home()
+        let profile = try Profile.load(arguments.value("--profile") ?? "default", home: home)
+        let password = try Secrets.read(Secrets.password, from: arguments)
+        return try FileClient.connect(profile: profile, password: password, logger: logger(home))
+    }
+}
+
+/// `sfts enroll`.
+enum EnrollCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        guard let server = arguments.value("--server") else {
+            throw UsageError("missing --server HOST; usage: \(CommandCatalog.enroll.usage)")
+        }
+        guard let user = arguments.value("--user") else {
+            throw UsageError("missing --user NAME; usage: \(CommandCatalog.enroll.usage)")
+        }
+        let hostCode = try Secrets.read(Secrets.hostCode, from: arguments)
+        let password = try Secrets.read(Secrets.password, from: arguments, confirm: true)
+        let request = EnrollmentRequest(
+            server: server, port: try arguments.port("--port") ?? 8443,
+            enrollmentPort: try arguments.port("--csr-port") ?? 8444, user: user,
+            password: password, hostCode: hostCode,
+            keyBits: try arguments.integer("--key-bits", in: 2048...16384) ?? 3072,
+            profileName: arguments.value("--profile") ?? "default", force: arguments.flag("--force"))
+
+        let home = ClientCommandSupport.home()
+        let profile = try Enrollment.enroll(
+            request, home: home, logger: ClientCommandSupport.logger(home))
+        Console.out("Enrolled as \(user) on \(server); profile '\(profile.name)' saved in \(profile.folder.path)")
+        Console.out("CA SHA-256 fingerprint: \(profile.settings.caFingerprint)")
+        Console.out("New users start with role 'registered'; ask the operator for more rights.")
+        return .success
+    }
+}
+
+/// `sfts put`.
+enum PutCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        let client = try ClientCommandSupport.connect(arguments)
+        defer { client.close() }
+        let outcome = try client.put(
+            localPath: arguments.positional(0)!, remote: arguments.positional(1),
+            force: arguments.flag("--force"))
+        Console.out(
+            "stored \(Console.displayName(outcome.remoteName)) (\(outcome.size) bytes, "
+                + "sha256 \(outcome.sha256))")
+        return .success
+    }
+}
+
+/// `sfts get`.
+enum GetCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        let client = try ClientCommandSupport.connect(arguments)
+        defer { client.close() }
+        let outcome = try client.get(
+            remote: arguments.positional(0)!, localPath: arguments.positional(1),
+            force: arguments.flag("--force"))
+        Console.out(
+            "saved \(Console.displayName(outcome.localPath)) (\(outcome.size) bytes, sha256 "
+                + "\(outcome.sha256)); record signed by \(outcome.signer)")
+        return .success
+    }
+}
+
+/// `sfts ls`.
+enum ListCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        let client = try ClientCommandSupport.connect(arguments)
+        defer { client.close() }
+        let entries = try client.list(arguments.positional(0) ?? "", long: arguments.flag("--long"))
+        if arguments.flag("--long") {
+            let rows = entries.map { entry -> [String] in
+                let isFolder = entry.kind == "folder"
+                return [
+                    entry.kind, String(entry.size), entry.modified, entry.uploader ?? "-",
+                    entry.sha256 ?? "-", Console.displayName(entry.name) + (isFolder ? "/" : ""),
+                ]
+            }
+            if !rows.isEmpty {
+                Console.out(Table.render(rows))
+            }
+        } else {
+            for entry in entries {
+                Console.out(Console.displayName(entry.name) + (entry.kind == "folder" ? "/" : ""))
+            }
+        }
+        return .success
+    }
+}
+
+/// `sfts rm`.
+enum RemoveCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        let client = try ClientCommandSupport.connect(arguments)
+        defer { client.close() }
+        let name = arguments.positional(0)!
+        try client.remove(name)
+        Console.out("removed \(Console.displayName(name))")
+        return .success
+    }
+}
+
+/// `sfts passwd`.
+enum PasswdCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        let client = try ClientCommandSupport.connect(arguments)
+        defer { client.close() }
+        let newPassword = try Secrets.read(Secrets.newPassword, from: arguments)
+        try client.changePassword(to: newPassword)
+        Console.out("password changed for \(client.user)")
+        return .success
+    }
+}
+
+/// `sfts help`.
+enum HelpCommand {
+    /// Prints help for the command `topic` names, as separate words or one quoted string.
+    static func run(topic: [String]) throws -> ExitCode {
+        let words = topic.flatMap { $0.split(separator: " ").map(String.init) }
+        guard !words.isEmpty else {
+            Console.out(CommandCatalog.overview)
+            return .success
+        }
+        guard let (spec, used) = CommandCatalog.match(words), used == words.count else {
+            let topic = words.joined(separator: " ")
+            throw UsageError("no help for '\(topic)'; run 'sfts help' for the list of commands")
+        }
+        Console.out(spec.help)
+        return .success
+    }
+}

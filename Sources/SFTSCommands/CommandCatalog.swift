@@ -1,0 +1,211 @@
+import Foundation
+
+/// Every subcommand's grammar: the single source of help text and of the man page check.
+public enum CommandCatalog {
+    static let root = OptionSpec(
+        "--root", value: "DIR", help: "server state root (default: the current folder)")
+    static let passphraseFile = OptionSpec(
+        "--passphrase-file", value: "F",
+        help: "read the PKI passphrase from F (else SFTS_PKI_PASSPHRASE, else a prompt)")
+    static let profile = OptionSpec(
+        "--profile", value: "NAME", help: "client profile to use (default: default)")
+    static let passwordFile = OptionSpec(
+        "--password-file", value: "F",
+        help: "read your password from F (else SFTS_PASSWORD, else a prompt)")
+    static let keyBits = OptionSpec(
+        "--key-bits", value: "N", help: "RSA size in bits for new keys (default: 3072)")
+    static let listen = OptionSpec(
+        "--listen", value: "ADDR",
+        help: "numeric address to listen on (default: ::, all IPv6 and IPv4 addresses)")
+    static let csrPort = OptionSpec(
+        "--csr-port", value: "N", help: "enrollment service port (default: 8444)")
+    static let certDays = OptionSpec(
+        "--cert-days", value: "N", help: "lifetime of issued client certificates in days (default: 90)")
+    static let limitOptions = [
+        OptionSpec(
+            "--handshake-timeout", value: "S",
+            help: "seconds a client has to finish the TLS handshake (default: 10)"),
+        OptionSpec(
+            "--idle-timeout", value: "S",
+            help: "seconds a connection may stay silent, and the time for one frame (default: 60)"),
+        OptionSpec(
+            "--max-connections", value: "N", help: "connections open at once (default: 512)"),
+        OptionSpec(
+            "--max-connections-per-ip", value: "N",
+            help: "connections open at once from one address (default: 64)"),
+        OptionSpec(
+            "--max-frame-size", value: "BYTES",
+            help: "largest request frame a client may send (default: 65536)"),
+        OptionSpec(
+            "--time-tolerance", value: "S",
+            help: "accepted difference between request timestamps and the server clock (default: 30)"),
+    ]
+
+    public static let caInit = CommandSpec(
+        ["ca", "init"],
+        summary: "Create the CA, the server certificate, the host code and the default policy files.",
+        options: [
+            root,
+            OptionSpec(
+                "--host", value: "NAME", repeatable: true,
+                help: "DNS name or IP address for the server certificate; repeat for more "
+                    + "(default: localhost, 127.0.0.1, ::1 and the host name)"),
+            keyBits, passphraseFile,
+            OptionSpec("--force", help: "replace an existing CA, invalidating every certificate it issued"),
+        ],
+        details: "Prints the host code, which users need to enroll, and the CA certificate's "
+            + "SHA-256 fingerprint. Private keys are encrypted with the PKI passphrase.")
+
+    public static let serve = CommandSpec(
+        ["serve"],
+        summary: "Run the file service and the enrollment service until SIGTERM or SIGINT.",
+        options: [
+            root, listen,
+            OptionSpec("--port", value: "N", help: "file service port (default: 8443)"),
+            csrPort,
+            OptionSpec("--no-csr", help: "run the file service only, without enrollment"),
+            passphraseFile, certDays,
+            OptionSpec(
+                "--max-file-size", value: "BYTES",
+                help: "largest file a client may upload (default: 68719476736, 64 GiB)"),
+        ] + limitOptions)
+
+    public static let csrServe = CommandSpec(
+        ["csr-serve"],
+        summary: "Run the enrollment service alone until SIGTERM or SIGINT.",
+        options: [root, listen, csrPort, passphraseFile, certDays] + limitOptions)
+
+    public static let enroll = CommandSpec(
+        ["enroll"],
+        summary: "Create your key, prove the host code, register your password and store the "
+            + "issued certificate in a client profile.",
+        options: [
+            OptionSpec("--server", value: "HOST", help: "server host name or address (required)"),
+            OptionSpec("--user", value: "NAME", help: "user name to enroll as (required)"),
+            OptionSpec("--port", value: "N", help: "file service port to store in the profile (default: 8443)"),
+            csrPort, profile, passwordFile,
+            OptionSpec(
+                "--code-file", value: "F",
+                help: "read the host code from F (else SFTS_HOST_CODE, else a prompt)"),
+            keyBits,
+            OptionSpec("--force", help: "replace an existing profile of the same name"),
+        ],
+        details: "The password must have at least 15 characters. It encrypts the client key "
+            + "and logs you in; it is never stored in clear.")
+
+    public static let put = CommandSpec(
+        ["put"], summary: "Upload a file.",
+        positionals: [
+            PositionalSpec("LOCAL", help: "the local file"),
+            PositionalSpec("REMOTE", required: false, help: "remote name (default: LOCAL's file name)"),
+        ],
+        options: [
+            profile, passwordFile,
+            OptionSpec("--force", help: "replace an existing remote file (needs the delete permission)"),
+        ])
+
+    public static let get = CommandSpec(
+        ["get"], summary: "Download a file.",
+        positionals: [
+            PositionalSpec("REMOTE", help: "the remote file"),
+            PositionalSpec(
+                "LOCAL", required: false,
+                help: "local file or folder (default: the remote file name in the current folder)"),
+        ],
+        options: [profile, passwordFile, OptionSpec("--force", help: "replace an existing local file")])
+
+    public static let ls = CommandSpec(
+        ["ls"], summary: "List a remote folder.",
+        positionals: [PositionalSpec("PATH", required: false, help: "remote folder (default: the top)")],
+        options: [
+            OptionSpec("--long", short: "-l", help: "show size, modification time, uploader and SHA-256"),
+            profile, passwordFile,
+        ])
+
+    public static let rm = CommandSpec(
+        ["rm"], summary: "Remove a remote file or empty folder.",
+        positionals: [PositionalSpec("REMOTE", help: "the remote file")],
+        options: [profile, passwordFile])
+
+    public static let passwd = CommandSpec(
+        ["passwd"], summary: "Change your password.",
+        options: [
+            profile, passwordFile,
+            OptionSpec(
+                "--new-password-file", value: "F",
+                help: "read the new password from F (else SFTS_NEW_PASSWORD, else a prompt)"),
+        ])
+
+    public static let userList = CommandSpec(
+        ["user", "list"], summary: "List enrolled users with role and certificate expiry.",
+        options: [root])
+
+    public static let userRole = CommandSpec(
+        ["user", "role"], summary: "Change a user's role.",
+        positionals: [
+            PositionalSpec("NAME", help: "the user"),
+            PositionalSpec("ROLE", help: "a role defined in roles.json"),
+        ],
+        options: [root])
+
+    public static let userRemove = CommandSpec(
+        ["user", "remove"], summary: "Remove a user; their certificate stops working at once.",
+        positionals: [PositionalSpec("NAME", help: "the user")],
+        options: [root])
+
+    public static let help = CommandSpec(
+        ["help"], summary: "Show help for sfts or for one command.",
+        positionals: [PositionalSpec("COMMAND", required: false, help: "a command, such as put or 'ca init'")],
+        options: [])
+
+    public static let demo = CommandSpec(
+        ["demo"],
+        summary: "Run the whole job on loopback in a temporary folder: CA, server, enrollment, "
+            + "put, ls, get, verify and rm, printing each step.",
+        options: [
+            OptionSpec("--key-bits", value: "N", help: "RSA size for the demo's keys (default: 3072)"),
+            OptionSpec("--keep", help: "keep the temporary folder and print its path"),
+        ])
+
+    /// Every command, in the order help lists them.
+    public static let all: [CommandSpec] = [
+        caInit, serve, csrServe, enroll, put, get, ls, rm, passwd, userList, userRole, userRemove,
+        help, demo,
+    ]
+
+    /// Finds the command the leading tokens name; returns it and the number of tokens used.
+    static func match(_ tokens: [String]) -> (CommandSpec, Int)? {
+        let candidates = all.sorted { $0.path.count > $1.path.count }
+        for spec in candidates where tokens.count >= spec.path.count {
+            if Array(tokens.prefix(spec.path.count)) == spec.path {
+                return (spec, spec.path.count)
+            }
+        }
+        return nil
+    }
+
+    /// The overview `sfts help` prints.
+    public static var overview: String {
+        var lines = [
+            "sfts \(SFTSVersion.current): secure file transfer over mutual TLS with a built-in CA.",
+            "",
+            "Usage: sfts COMMAND [options] [arguments]",
+            "",
+            "Commands:",
+        ]
+        for spec in all {
+            let label = spec.name.padding(toLength: 14, withPad: " ", startingAt: 0)
+            lines.append("  \(label)\(spec.summary)")
+        }
+        lines += [
+            "",
+            "Run 'sfts COMMAND --help' for a command's options, and 'man sfts' for the full manual.",
+        ]
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// The version `sfts --version` prints.
+public enum SFTSVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,70 @@
+import Foundation
+import SFTSServer
+
+/// `sfts user list`, `sfts user role` and `sfts user remove`, run on the server host against
+/// users.json. A running server sees the change on the user's next command.
+enum UserCommand {
+    static func list(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = ServerCommandSupport.root(arguments)
+        let users = try JSONUserStore(url: root.users).allUsers()
+        guard !users.isEmpty else {
+            Console.error("no users enrolled in \(root.users.path)")
+            return .success
+        }
+        let header = ["NAME", "ROLE", "ENROLLED", "CERTIFICATE EXPIRES", "SERIAL"]
+        let rows = users.keys.sorted().map { name -> [String] in
+            let record = users[name]!
+            return [
+                name, record.role, record.enrolledAt, record.certificateNotAfter,
+                record.certificateSerial,
+            ]
+        }
+        Console.out(Table.render([header] + rows))
+        return .success
+    }
+
+    static func role(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = ServerCommandSupport.root(arguments)
+        let name = arguments.positional(0)!
+        let role = arguments.positional(1)!
+        let policy = try RolePolicy.load(from: root.roles)
+        guard policy.permissions[role] != nil else {
+            let known = policy.permissions.keys.sorted().joined(separator: ", ")
+            throw UsageError("unknown role '\(role)'; roles in \(root.roles.path): \(known)")
+        }
+        var previous = ""
+        try JSONUserStore(url: root.users).modify(name) { record in
+            previous = record.role
+            record.role = role
+        }
+        Console.out("\(name): role changed from \(previous) to \(role)")
+        return .success
+    }
+
+    static func remove(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = ServerCommandSupport.root(arguments)
+        let name = arguments.positional(0)!
+        let record = try JSONUserStore(url: root.users).remove(name)
+        Console.out(
+            "\(name) removed; certificate \(record.certificateSerial) no longer logs in")
+        return .success
+    }
+}
+
+/// Plain text tables with columns padded to their widest cell.
+enum Table {
+    static func render(_ rows: [[String]]) -> String {
+        guard let columns = rows.map(\.count).max() else { return "" }
+        var widths = [Int](repeating: 0, count: columns)
+        for row in rows {
+            for (index, cell) in row.enumerated() {
+                widths[index] = max(widths[index], cell.count)
+            }
+        }
+        return rows.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,432 @@
+import Foundation
+import SFTSCrypto
+import SFTSProtocol
+import SFTSTLS
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One file-service connection: mutual TLS, a SCRAM-style login bound to the channel, then
+/// commands, each checked against the user's role.
+final class FileSession: Session {
+    /// Bytes moved per read or write of a file body.
+    static let chunkBytes = 256 * 1024
+
+    private var user = ""
+    private var clientCertificate: Certificate?
+    /// The one buffer every file body of this connection passes through.
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(
+        byteCount: FileSession.chunkBytes, alignment: 16)
+
+    init(services: ServerServices, connection: TLSConnection, peer: PeerInfo) {
+        super.init(services: services, connection: connection, peer: peer, service: "file")
+    }
+
+    deinit {
+        buffer.deallocate()
+    }
+
+    func run() {
+        guard handshake() else { return }
+        guard let certificate = connection.peerCertificate,
+            let commonName = certificate.subjectCommonName
+        else {
+            logEvent(.warning, "tls.failed", [("error", "client certificate without one CN")])
+            return
+        }
+        clientCertificate = certificate
+        logEvent(
+            .info, "tls.established",
+            [
+                ("tls.version", connection.protocolVersion), ("tls.cipher", connection.cipherSuite),
+                ("client.cn", commonName), ("client.serial", certificate.serialNumberHex),
+            ])
+
+        var requestID = "-"
+        do {
+            try login(certificateName: commonName, certificate: certificate, requestID: &requestID)
+        } catch let failure as ServiceFailure {
+            _ = report(failure, requestID: requestID, command: "login")
+            logClosed()
+            return
+        } catch {
+            logClosed(error)
+            return
+        }
+
+        while true {
+            let frame: IncomingFrame
+            do {
+                guard let next = try receiveRequest() else {
+                    logClosed()
+                    return
+                }
+                frame = next
+            } catch let failure as ServiceFailure {
+                if report(failure, requestID: "-", command: "receive") {
+                    continue
+                }
+                logClosed()
+                return
+            } catch {
+                logClosed(error)
+                return
+            }
+
+            do {
+                try dispatch(frame)
+            } catch let failure as ServiceFailure {
+                if !report(failure, requestID: frame.id, command: frame.typeName) {
+                    logClosed()
+                    return
+                }
+            } catch {
+                logClosed(error)
+                return
+            }
+        }
+    }
+
+    // MARK: - Login
+
+    private func login(certificateName: String, certificate: Certificate, requestID: inout String)
+        throws
+    {
+        let (startFrame, start) = try expectRequest(.loginStart, LoginStart.self)
+        requestID = startFrame.id
+        guard start.user == certificateName else {
+            logEvent(
+                .warning, "login.failed",
+                [("user", start.user), ("client.cn", certificateName), ("reason", "name mismatch")])
+            throw ServiceFailure(
+                .authenticationFailed,
+                "login name '\(start.user)' does not match the certificate's CN "
+                    + "'\(certificateName)'", closesConnection: true)
+        }
+        guard Session.isValidNonce(start.nonce) else {
+            throw ServiceFailure(.invalidRequest, "invalid client nonce", closesConnection: true)
+        }
+        guard let record = try services.users.user(named: start.user),
+            let verifier = record.verifier
+        else {
+            logEvent(.warning, "login.failed", [("user", start.user), ("reason", "unknown user")])
+            throw ServiceFailure(
+                .authenticationFailed,
+                "user '\(start.user)' is not enrolled on this server; enroll again or ask the "
+                    + "operator", closesConnection: true)
+        }
+        guard record.certificateFingerprint == certificate.sha256Fingerprint.hexString else {
+            logEvent(
+                .warning, "login.failed",
+                [
+                    ("user", start.user), ("reason", "superseded certificate"),
+                    ("client.serial", certificate.serialNumberHex),
+                ])
+            throw ServiceFailure(
+                .authenticationFailed,
+                "this certificate (serial \(certificate.serialNumberHex)) is no longer the "
+                    + "current one for '\(start.user)'", closesConnection: true)
+        }
+
+        let channelBinding: [UInt8]
+        do {
+            channelBinding = try connection.channelBinding()
+        } catch {
+            throw ServiceFailure(.invalidRequest, String(describing: error), closesConnection: true)
+        }
+        let serverNonce = Data(SecureRandom.bytes(EnrollmentSession.nonceBytes)).base64EncodedString()
+        try channel.send(
+            .loginChallenge, id: requestID,
+            body: LoginChallenge(
+                nonce: serverNonce, salt: Data(verifier.salt).base64EncodedString(),
+                iterations: verifier.iterations))
+
+        let (proofFrame, proof) = try expectRequest(.loginProof, LoginProof.self)
+        requestID = proofFrame.id
+        let authMessage = SignedRecord.login(
+            user: start.user, clientNonce: start.nonce, serverNonce: serverNonce,
+            salt: verifier.salt, iterations: verifier.iterations, channelBinding: channelBinding)
+        guard let proofBytes = Data(base64Encoded: proof.proof),
+            SCRAM.verifyClientProof(
+                proof: Array(proofBytes), storedKey: verifier.storedKey, authMessage: authMessage)
+        else {
+            logEvent(.warning, "login.failed", [("user", start.user), ("reason", "wrong password")])
+            throw ServiceFailure(
+                .authenticationFailed, "login failed for '\(start.user)': wrong password",
+                closesConnection: true)
+        }
+
+        user = start.user
+        let permissions = try services.rolePolicy().permissions[record.role] ?? []
+        let signature = SCRAM.serverSignature(serverKey: verifier.serverKey, authMessage: authMessage)
+        try channel.send(
+            .loginAccepted, id: requestID,
+            body: LoginAccepted(
+                signature: Data(signature).base64EncodedString(), role: record.role,
+                permissions: permissions.map(\.rawValue).sorted()))
+        logEvent(.info, "login.succeeded", [("user", user), ("role", record.role)])
+    }
+
+    // MARK: - Commands
+
+    private func dispatch(_ frame: IncomingFrame) throws {
+        switch frame.type {
+        case .list:
+            try list(frame, try decode(frame, ListRequest.self))
+        case .put:
+            try put(frame, try decode(frame, PutRequest.self))
+        case .get:
+            try get(frame, try decode(frame, PathRequest.self))
+        case .remove:
+            try remove(frame, try decode(frame, PathRequest.self))
+        case .changePassword:
+            try changePassword(frame, try decode(frame, ChangePasswordRequest.self))
+        default:
+            throw ServiceFailure(
+                .invalidRequest, "unknown or misplaced request type \(RemotePath.quoted(frame.typeName))")
+        }
+    }
+
+    private func decode<Body: Decodable>(_ frame: IncomingFrame, _ type: Body.Type) throws -> Body {
+        do {
+            return try frame.body(type)
+        } catch {
+            throw ServiceFailure(.invalidRequest, String(describing: error))
+        }
+    }
+
+    /// Checks the user's current role, read afresh so a role change applies to the next
+    /// command, and throws `permissionDenied` naming the role and permission.
+    private func authorize(_ permission: Permission, for command: String) throws {
+        guard let record = try services.users.user(named: user) else {
+            throw ServiceFailure(
+                .authenticationFailed, "user '\(user)' was removed", closesConnection: true)
+        }
+        guard try services.rolePolicy().allows(record.role, permission) else {
+            logEvent(
+                .warning, "access.denied",
+                [("user", user), ("role", record.role), ("permission", permission.rawValue), ("command", command)])
+            throw ServiceFailure(
+                .permissionDenied,
+                "permission denied: role '\(record.role)' lacks the '\(permission.rawValue)' "
+                    + "permission that \(command) needs; ask an administrator to change your role")
+        }
+    }
+
+    private func path(_ text: String, allowRoot: Bool = false) throws -> RemotePath {
+        do {
+            return try RemotePath(text, allowRoot: allowRoot)
+        } catch let error as InvalidNameError {
+            throw ServiceFailure(.invalidRequest, error.description)
+        }
+    }
+
+    private func list(_ frame: IncomingFrame, _ request: ListRequest) throws {
+        try authorize(.ls, for: "ls")
+        let folder = try path(request.path, allowRoot: true)
+        let entries = try storeCall { try services.files.list(folder) }
+        let records = request.long ? (try? services.fileRecords.records()) ?? [:] : [:]
+
+        let listed = entries.map { entry -> ListEntry in
+            let fullPath = (folder.components + [entry.name]).joined(separator: "/")
+            let record = records[fullPath].flatMap { $0.size == entry.size ? $0 : nil }
+            return ListEntry(
+                name: entry.name, kind: entry.isFolder ? ListEntry.folderKind : ListEntry.fileKind,
+                size: entry.size, modified: Timestamp.format(entry.modified),
+                uploader: record?.uploader, sha256: record?.sha256)
+        }
+        let pageSize = 200
+        var start = 0
+        repeat {
+            let end = min(start + pageSize, listed.count)
+            try channel.send(
+                .listResult, id: frame.id,
+                body: ListResult(entries: Array(listed[start..<end]), more: end < listed.count))
+            start = end
+        } while start < listed.count
+        logEvent(
+            .info, "ls",
+            [("user", user), ("path", folder.description), ("entries", String(listed.count))])
+    }
+
+    private func put(_ frame: IncomingFrame, _ request: PutRequest) throws {
+        try authorize(.upload, for: "put")
+        if request.force {
+            try authorize(.delete, for: "put --force")
+        }
+        let target = try path(request.name)
+        guard request.size <= limits.maxFileBytes else {
+            throw ServiceFailure(
+                .tooLarge,
+                "the file has \(request.size) bytes; this server accepts at most "
+                    + "\(limits.maxFileBytes)")
+        }
+        if !request.force, try storeCall({ try services.files.exists(target) }) {
+            throw ServiceFailure(.alreadyExists, FileStoreError.alreadyExists(target.description).description)
+        }
+        let upload = try storeCall { try services.files.beginUpload(target) }
+        try channel.send(.putReady, id: frame.id, body: EmptyBody())
+
+        let hasher = SHA256Hasher()
+        var remaining = request.size
+        var storeError: Error?
+        while remaining > 0 {
+            let count = Int(min(UInt64(buffer.count), remaining))
+            let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
+            let received = try channel.readRaw(into: slice)
+            if received == 0 {
+                throw ProtocolError.truncated(
+                    expected: Int(request.size), received: Int(request.size - remaining))
+            }
+            let data = UnsafeRawBufferPointer(rebasing: buffer[0..<received])
+            hasher.update(data)
+            if storeError == nil {
+                do {
+                    try upload.write(data)
+                } catch {
+                    storeError = error
+                }
+            }
+            remaining -= UInt64(received)
+        }
+        let digest = hasher.finish().hexString
+
+        let (recordFrame, record) = try expectRequest(.putRecord, TransferRecord.self)
+        if let storeError {
+            throw ServiceFailure(.internalError, "storing the file failed: \(storeError)")
+        }
+        guard record.sha256 == digest else {
+            logEvent(
+                .warning, "put.integrity-failed",
+                [("user", user), ("path", target.description), ("sha256", digest), ("claimed", record.sha256)])
+            throw ServiceFailure(
+                .integrityFailure,
+                "SHA-256 mismatch: received data hashes to \(digest), the signed record says "
+                    + "\(record.sha256); nothing was stored")
+        }
+        let signedBytes = SignedRecord.upload(
+            name: target.description, size: request.size, sha256: digest, requestID: frame.id,
+            timestamp: frame.timestamp)
+        guard let signature = Data(base64Encoded: record.signature),
+            let publicKey = clientCertificate?.publicKey,
+            publicKey.verifyPSS(signature: Array(signature), message: signedBytes)
+        else {
+            logEvent(
+                .warning, "put.signature-failed",
+                [("user", user), ("path", target.description), ("request.id", recordFrame.id)])
+            throw ServiceFailure(
+                .integrityFailure,
+                "the upload record's RSA-PSS signature does not verify with your certificate; "
+                    + "nothing was stored")
+        }
+
+        try storeCall { try services.files.commit(upload, replace: request.force) }
+        let now = Timestamp.format(Date())
+        do {
+            try services.fileRecords.set(
+                FileRecord(
+                    uploader: user, sha256: digest, size: request.size, uploadedAt: now,
+                    signature: record.signature, requestID: frame.id,
+                    requestTimestamp: frame.timestamp), for: target.description)
+        } catch {
+            logEvent(.error, "put.record-failed", [("path", target.description), ("error", "\(error)")])
+        }
+        try channel.send(
+            .putCompleted, id: frame.id,
+            body: PutCompleted(name: target.description, size: request.size, sha256: digest))
+        logEvent(
+            .info, "put",
+            [
+                ("user", user), ("path", target.description), ("bytes", String(request.size)),
+                ("sha256", digest), ("replace", String(request.force)),
+            ])
+    }
+
+    private func get(_ frame: IncomingFrame, _ request: PathRequest) throws {
+        try authorize(.download, for: "get")
+        let source = try path(request.name)
+        let (descriptor, size) = try storeCall { try services.files.openForReading(source) }
+        defer { close(descriptor) }
+        let uploader = (try? services.fileRecords.record(for: source.description))?.uploader
+        try channel.send(.getReady, id: frame.id, body: GetReady(size: size, uploader: uploader))
+
+        let hasher = SHA256Hasher()
+        var remaining = size
+        while remaining > 0 {
+            let count = Int(min(UInt64(buffer.count), remaining))
+            let read = Glibc.read(descriptor, buffer.baseAddress, count)
+            if read < 0 && errno == EINTR { continue }
+            guard read > 0 else {
+                // The file shrank or failed while being sent: the byte count already promised
+                // can no longer be kept, so the only safe move is to cut the connection.
+                connection.abort()
+                throw FileStoreError.system(
+                    call: "read", path: source.description, errno: read < 0 ? errno : EIO)
+            }
+            let data = UnsafeRawBufferPointer(rebasing: buffer[0..<read])
+            hasher.update(data)
+            try channel.writeRaw(data)
+            remaining -= UInt64(read)
+        }
+        let digest = hasher.finish().hexString
+        let now = Date()
+        let signed = SignedRecord.download(
+            name: source.description, size: size, sha256: digest, requestID: frame.id,
+            timestamp: Timestamp.format(now))
+        let signature = try services.pki.serverKey.signPSS(signed)
+        let serverCertificate = services.pki.serverCertificate
+        try channel.send(
+            .getRecord, id: frame.id,
+            body: TransferRecord(
+                sha256: digest, signature: Data(signature).base64EncodedString(),
+                signer: "CN=\(serverCertificate.subjectCommonName ?? "?") serial "
+                    + serverCertificate.serialNumberHex),
+            date: now)
+        logEvent(
+            .info, "get",
+            [("user", user), ("path", source.description), ("bytes", String(size)), ("sha256", digest)])
+    }
+
+    private func remove(_ frame: IncomingFrame, _ request: PathRequest) throws {
+        try authorize(.delete, for: "rm")
+        let target = try path(request.name)
+        try storeCall { try services.files.remove(target) }
+        do {
+            try services.fileRecords.remove(target.description)
+        } catch {
+            logEvent(.error, "rm.record-failed", [("path", target.description), ("error", "\(error)")])
+        }
+        try channel.send(.removeCompleted, id: frame.id, body: EmptyBody())
+        logEvent(.info, "rm", [("user", user), ("path", target.description)])
+    }
+
+    private func changePassword(_ frame: IncomingFrame, _ request: ChangePasswordRequest) throws {
+        try authorize(.update, for: "passwd")
+        do {
+            try services.passwordPolicy().check(request.password, user: user)
+        } catch let error as PasswordPolicyError {
+            throw ServiceFailure(.policyRejected, error.description)
+        }
+        let verifier = try PasswordVerifier.derive(
+            password: PasswordPolicy.normalize(request.password),
+            iterations: services.configuration.verifierIterations)
+        try services.users.modify(user) { $0.setVerifier(verifier, at: Timestamp.format(Date())) }
+        try channel.send(.passwordChanged, id: frame.id, body: EmptyBody())
+        logEvent(.info, "passwd", [("user", user)])
+    }
+
+    /// Runs a file store call, turning its errors into failures the client is told about.
+    private func storeCall<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as FileStoreError {
+            switch error {
+            case .notFound: throw ServiceFailure(.notFound, error.description)
+            case .alreadyExists: throw ServiceFailure(.alreadyExists, error.description)
+            case .system: throw ServiceFailure(.internalError, error.description)
+            default: throw ServiceFailure(.invalidRequest, error.description)
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+import Foundation
+import SFTSCrypto
+import SFTSLogging
+import SFTSProtocol
+import SFTSTLS
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What the services of one server share.
+final class ServerServices: @unchecked Sendable {
+    let configuration: ServerConfiguration
+    let pki: ServerPKI
+    let users: UserStore
+    let fileRecords: FileRecordStore
+    let files: FileStore
+    let issuedCertificates: IssuedCertificateStore
+    let requests: RequestGuard
+    let logger: Logger
+    let watchdog = DeadlineWatchdog()
+    /// A per-process key for the decoy salts sent for unknown users, so a login attempt
+    /// cannot tell an unknown name from a wrong password by the salt.
+    let decoySaltKey = SecureRandom.bytes(32)
+
+    init(configuration: ServerConfiguration, pki: ServerPKI, logger: Logger) {
+        self.configuration = configuration
+        self.pki = pki
+        self.logger = logger
+        let root = configuration.root
+        users = JSONUserStore(url: root.users)
+        fileRecords = JSONFileRecordStore(url: root.fileRecords)
+        files = FileStore(root: root.directory)
+        issuedCertificates = FolderIssuedCertificateStore(folder: root.issuedFolder)
+        requests = RequestGuard(tolerance: configuration.timestampTolerance)
+    }
+
+    /// The current roles.json; read on every use so edits apply without a restart.
+    func rolePolicy() throws -> RolePolicy {
+        try RolePolicy.load(from: configuration.root.roles)
+    }
+
+    func passwordPolicy() throws -> PasswordPolicy {
+        PasswordPolicy(blocked: try BlockedPasswords.load(from: configuration.root.blockedPasswords))
+    }
+}
+
+/// The sfts server: the file service and the enrollment service, each on its own listener,
+/// one thread per connection.
+public final class Server: @unchecked Sendable {
+    private let services: ServerServices
+    private let tlsFile: TLSContext
+    private let tlsEnrollment: TLSContext
+    private let limiter: ConnectionLimiter
+    private var listeners: [TCPListener] = []
+    private let stateLock = NSLock()
+    private let stopped = DispatchSemaphore(value: 0)
+    private var connectionCounter = 0
+
+    /// The bound port of the file service, once started.
+    public private(set) var filePort: UInt16?
+    /// The bound port of the enrollment service, once started.
+    public private(set) var enrollmentPort: UInt16?
+
+    public init(configuration: ServerConfiguration, pki: ServerPKI, logger: Logger) throws {
+        services = ServerServices(configuration: configuration, pki: pki, logger: logger)
+        tlsFile = try TLSContext.server(
+            certificate: pki.serverCertificate, key: pki.serverKey,
+            clientCA: pki.authority.certificate)
+        tlsEnrollment = try TLSContext.server(
+            certificate: pki.serverCertificate, key: pki.serverKey, clientCA: nil)
+        limiter = ConnectionLimiter(
+            maxTotal: configuration.limits.maxConnections,
+            maxPerAddress: configuration.limits.maxConnectionsPerAddress)
+    }
+
+    /// Binds the listeners and starts accepting connections.
+    public func start() throws {
+        let configuration = services.configuration
+        _ = try RolePolicy.load(from: configuration.root.roles)
+        _ = try services.passwordPolicy()
+        let removed = services.files.removeStaleTemporaries()
+        if removed > 0 {
+            services.logger.warning("uploads.cleaned", ["files": String(removed)])
+        }
+
+        if configuration.runsFileService {
+            let listener = try TCPListener(
+                address: configuration.listenAddress, port: configuration.filePort)
+            filePort = listener.port
+            listeners.append(listener)
+            startAcceptLoop(listener, service: "file")
+        }
+        if configuration.runsEnrollmentService {
+            let listener = try TCPListener(
+                address: configuration.listenAddress, port: configuration.enrollmentPort)
+            enrollmentPort = listener.port
+            listeners.append(listener)
+            startAcceptLoop(listener, service: "enrollment")
+        }
+        services.logger.info(
+            "server.started",
+            [
+                "listen": configuration.listenAddress,
+                "file.port": filePort.map { String($0) } ?? "off",
+                "enrollment.port": enrollmentPort.map { String($0) } ?? "off",
+                "root": configuration.root.url.path,
+                "ca.fingerprint": services.pki.authority.certificate.sha256Fingerprint.colonHexString,
+            ])
+    }
+
+    /// Stops accepting, gives open connections up to `grace` seconds to finish, then returns.
+    public func stop(grace: TimeInterval = 5) {
+        stateLock.lock()
+        let current = listeners
+        listeners = []
+        stateLock.unlock()
+        guard !current.isEmpty else { return }
+        for listener in current {
+            listener.close()
+        }
+        let deadline = Date() + grace
+        while limiter.openConnections > 0 && Date() < deadline {
+            usleep(50_000)
+        }
+        services.watchdog.stop()
+        services.logger.info(
+            "server.stopped", ["connections.open": String(limiter.openConnections)])
+        stopped.signal()
+    }
+
+    /// Blocks until ``stop(grace:)`` has finished.
+    public func waitUntilStopped() {
+        stopped.wait()
+    }
+
+    private func startAcceptLoop(_ listener: TCPListener, service: String) {
+        let thread = Thread { [self] in
+            while true {
+                let accepted: AcceptedSocket
+                do {
+                    accepted = try listener.accept()
+                } catch {
+                    return
+                }
+                handle(accepted, service: service)
+            }
+        }
+        thread.name = "accept-\(service)"
+        thread.start()
+    }
+
+    private func handle(_ accepted: AcceptedSocket, service: String) {
+        if let reason = limiter.admit(accepted.peerAddress) {
+            services.logger.warning(
+                "connection.rejected",
+                ["service": service, "peer.address": accepted.peerAddress, "reason": reason])
+            close(accepted.descriptor)
+            return
+        }
+        stateLock.lock()
+        connectionCounter += 1
+        let connectionID = connectionCounter
+        stateLock.unlock()
+
+        let thread = Thread { [self] in
+            defer { limiter.release(accepted.peerAddress) }
+            let connection: TLSConnection
+            do {
+                connection = try TLSConnection(
+                    context: service == "file" ? tlsFile : tlsEnrollment,
+                    descriptor: accepted.descriptor)
+            } catch {
+                services.logger.error(
+                    "connection.failed",
+                    ["connection": String(connectionID), "error": String(describing: error)])
+                return
+            }
+            let peer = PeerInfo(
+                connectionID: connectionID, address: accepted.peerAddress, port: accepted.peerPort)
+            if service == "file" {
+                FileSession(services: services, connection: connection, peer: peer).run()
+            } else {
+                EnrollmentSession(services: services, connection: connection, peer: peer).run()
+            }
+            _ = services.watchdog.finish(connection)
+            connection.close()
+        }
+        thread.stackSize = 1 << 20
+        thread.name = "\(service)-\(connectionID)"
+        thread.start()
+    }
+}
+
+/// Who is on the other end of a connection, for logs and limits.
+struct PeerInfo {
+    let connectionID: Int
+    let address: String
+    let port: UInt16
+}
+
+/// An error the client is told about in an `error` frame, after which the session goes on
+/// unless `closesConnection` is set.
+struct ServiceFailure: Error {
+    let code: WireErrorCode
+    let message: String
+    var closesConnection = false
+
+    init(_ code: WireErrorCode, _ message: String, closesConnection: Bool = false) {
+        self.code = code
+        self.message = message
+        self.closesConnection = closesConnection
+    }
+}

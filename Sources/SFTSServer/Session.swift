@@ -1,0 +1,146 @@
+import Foundation
+import SFTSCrypto
+import SFTSLogging
+import SFTSProtocol
+import SFTSTLS
+
+/// The parts of a connection that both services share: the handshake under a deadline, frame
+/// I/O under the idle timeout, request checks and error reporting.
+class Session {
+    let services: ServerServices
+    let connection: TLSConnection
+    let peer: PeerInfo
+    let channel: FrameChannel
+    let service: String
+    private let openedAt = Date()
+
+    var logger: Logger { services.logger }
+    var limits: ServerLimits { services.configuration.limits }
+
+    init(services: ServerServices, connection: TLSConnection, peer: PeerInfo, service: String) {
+        self.services = services
+        self.connection = connection
+        self.peer = peer
+        self.service = service
+        channel = FrameChannel(
+            maxFrameBytes: services.configuration.limits.maxFrameBytes,
+            read: { try connection.read(into: $0) }, write: { try connection.write($0) })
+    }
+
+    func logEvent(_ level: LogLevel, _ event: String, _ extra: [(String, String)] = []) {
+        var fields: [(String, String)] = [
+            ("service", service), ("connection", String(peer.connectionID)),
+            ("peer.address", peer.address),
+        ]
+        fields.append(contentsOf: extra)
+        logger.log(level, event, fields: fields)
+    }
+
+    /// Runs the TLS handshake within the handshake deadline; logs and returns false on failure.
+    func handshake() -> Bool {
+        logEvent(.info, "connection.opened", [("peer.port", String(peer.port))])
+        let timeout = limits.handshakeTimeout
+        connection.setTimeouts(receive: timeout, send: timeout)
+        services.watchdog.set(connection, deadline: Date() + timeout)
+        do {
+            try connection.accept()
+        } catch {
+            let reason =
+                services.watchdog.didExpire(connection)
+                ? "handshake not completed within \(Int(timeout)) s" : String(describing: error)
+            logEvent(.warning, "tls.failed", [("error", reason)])
+            return false
+        }
+        services.watchdog.set(connection, deadline: nil)
+        connection.setTimeouts(receive: limits.idleTimeout, send: limits.idleTimeout)
+        return true
+    }
+
+    /// Receives the next request within the idle timeout and checks its id and timestamp.
+    /// Returns nil when the client closed the connection between requests.
+    func receiveRequest() throws -> IncomingFrame? {
+        services.watchdog.set(connection, deadline: Date() + limits.idleTimeout)
+        defer { services.watchdog.set(connection, deadline: nil) }
+        let frame: IncomingFrame
+        do {
+            frame = try channel.receive()
+        } catch ProtocolError.connectionClosed {
+            return nil
+        } catch let error as ProtocolError {
+            throw ServiceFailure(
+                error.wireCode, String(describing: error), closesConnection: true)
+        }
+        do {
+            try services.requests.check(id: frame.id, timestamp: frame.timestamp)
+        } catch let rejection as RequestRejection {
+            throw ServiceFailure(rejection.code, rejection.message)
+        }
+        return frame
+    }
+
+    /// Receives the next request, which must be of type `type`.
+    func expectRequest<Body: Decodable>(_ type: MessageType, _: Body.Type) throws -> (
+        IncomingFrame, Body
+    ) {
+        guard let frame = try receiveRequest() else {
+            throw ServiceFailure(
+                .invalidRequest, "connection closed before \(type.rawValue)",
+                closesConnection: true)
+        }
+        do {
+            return (frame, try frame.expect(type, Body.self))
+        } catch let error as ProtocolError {
+            throw ServiceFailure(.invalidRequest, String(describing: error), closesConnection: true)
+        }
+    }
+
+    /// Sends an error frame for a failure, logs it, and returns whether the session may go on.
+    func report(_ failure: ServiceFailure, requestID: String, command: String) -> Bool {
+        let level: LogLevel = failure.code == .internalError ? .error : .warning
+        logEvent(
+            level, "request.failed",
+            [
+                ("command", command), ("request.id", requestID), ("code", failure.code.rawValue),
+                ("error", failure.message),
+            ])
+        do {
+            try channel.sendError(failure.code, failure.message, id: requestID)
+        } catch {
+            return false
+        }
+        return !failure.closesConnection
+    }
+
+    /// Accepts nonces of 16 to 64 random bytes in base64.
+    static func isValidNonce(_ text: String) -> Bool {
+        guard let data = Data(base64Encoded: text) else { return false }
+        return (16...64).contains(data.count)
+    }
+
+    /// Logs the end of the connection, naming a watchdog cut-off as a timeout.
+    func logClosed(_ error: Error? = nil) {
+        var fields: [(String, String)] = [
+            ("duration.ms", String(Int(Date().timeIntervalSince(openedAt) * 1000)))
+        ]
+        if services.watchdog.didExpire(connection) {
+            fields.append(("error", "frame not received within \(Int(limits.idleTimeout)) s"))
+            logEvent(.warning, "connection.timed-out", fields)
+            return
+        }
+        if let error {
+            fields.append(("error", String(describing: error)))
+        }
+        logEvent(error == nil ? .info : .warning, "connection.closed", fields)
+    }
+}
+
+extension ProtocolError {
+    /// The error code a client is sent for this failure of its own input.
+    var wireCode: WireErrorCode {
+        switch self {
+        case .frameTooLarge: return .tooLarge
+        case .unsupportedVersion: return .unsupportedVersion
+        default: return .invalidRequest
+        }
+    }
+}

@@ -1,0 +1,4 @@
+import Foundation
+import SFTSCommands
+
+exit(CommandLineTool.run(Array(CommandLine.arguments.dropFirst())))
