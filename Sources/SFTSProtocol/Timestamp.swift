@@ -8,13 +8,9 @@ import Foundation
 public enum Timestamp {
     /// Formats `date` in UTC with milliseconds, for example `2026-12-04T16:20:19.123Z`.
     public static func format(_ date: Date) -> String {
-        let interval = date.timeIntervalSince1970
-        var seconds = time_t(interval.rounded(.down))
-        var milliseconds = Int(((interval - Double(seconds)) * 1000).rounded(.down))
-        if milliseconds >= 1000 {
-            seconds += 1
-            milliseconds -= 1000
-        }
+        let totalMilliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        var seconds = time_t(totalMilliseconds / 1000)
+        let milliseconds = Int(totalMilliseconds % 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         return String(

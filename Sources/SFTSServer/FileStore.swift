@@ -262,39 +262,38 @@ public final class FileStore: Sendable {
 
     /// Opens the folder `path` names, every component with O_NOFOLLOW.
     private func openFolder(_ path: RemotePath) throws -> Int32 {
-        var current = try openRoot()
-        var walked: [String] = []
-        for component in path.components {
-            walked.append(component)
-            let next = openat(current, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            let code = errno
-            close(current)
-            guard next >= 0 else {
-                throw error(for: code, call: "open", path: walked.joined(separator: "/"))
-            }
-            current = next
-        }
-        return current
+        try walk(path.components, create: false)
     }
 
     /// Opens the folder that holds `path`'s last component, creating missing folders (mode
     /// 0750) when `create` is true.
     private func openParent(of path: RemotePath, create: Bool) throws -> Int32 {
+        try walk(Array(path.components.dropLast()), create: create)
+    }
+
+    /// Opens `components` one below the other from the root, each with O_NOFOLLOW, and returns
+    /// the last folder's descriptor.
+    private func walk(_ components: [String], create: Bool) throws -> Int32 {
         var current = try openRoot()
-        var walked: [String] = []
-        for component in path.components.dropLast() {
-            walked.append(component)
+        for (index, component) in components.enumerated() {
             var next = openat(current, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if next < 0, errno == ENOENT, create {
                 if mkdirat(current, component, 0o750) == 0 || errno == EEXIST {
                     next = openat(current, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 }
             }
-            let code = errno
-            close(current)
-            guard next >= 0 else {
-                throw error(for: code, call: "open", path: walked.joined(separator: "/"))
+            if next < 0 {
+                let code = errno
+                // Linux reports a symbolic link opened with O_DIRECTORY | O_NOFOLLOW as ENOTDIR.
+                var status = stat()
+                let isLink =
+                    fstatat(current, component, &status, AT_SYMLINK_NOFOLLOW) == 0
+                    && status.st_mode & S_IFMT == S_IFLNK
+                close(current)
+                let walked = components[...index].joined(separator: "/")
+                throw isLink ? .symbolicLink(walked) : error(for: code, call: "open", path: walked)
             }
+            close(current)
             current = next
         }
         return current

@@ -1,0 +1,97 @@
+import Foundation
+import SFTSProtocol
+import Testing
+
+/// An in-memory byte stream that records how much the channel asked to read.
+final class MemoryStream {
+    var input: [UInt8]
+    var output: [UInt8] = []
+    var readPosition = 0
+    var largestRead = 0
+
+    init(_ input: [UInt8] = []) {
+        self.input = input
+    }
+
+    func channel(maxFrameBytes: Int = 65536) -> FrameChannel {
+        FrameChannel(
+            maxFrameBytes: maxFrameBytes,
+            read: { buffer in
+                self.largestRead = max(self.largestRead, buffer.count)
+                let count = min(buffer.count, self.input.count - self.readPosition)
+                for index in 0..<count {
+                    buffer[index] = self.input[self.readPosition + index]
+                }
+                self.readPosition += count
+                return count
+            },
+            write: { buffer in self.output.append(contentsOf: buffer) })
+    }
+}
+
+@Suite struct FrameChannelTests {
+    @Test func sendThenReceiveRoundTrips() throws {
+        let stream = MemoryStream()
+        try stream.channel().send(.put, id: "request-0001", body: PutRequest(name: "a/b.txt", size: 42, force: true))
+        let reader = MemoryStream(stream.output)
+        let frame = try reader.channel().receive()
+        #expect(frame.type == .put)
+        #expect(frame.id == "request-0001")
+        #expect(Timestamp.parse(frame.timestamp) != nil)
+        let body = try frame.expect(.put, PutRequest.self)
+        #expect(body.name == "a/b.txt")
+        #expect(body.size == 42)
+        #expect(body.force)
+    }
+
+    @Test func lengthPrefixIsBigEndian() throws {
+        let stream = MemoryStream()
+        try stream.channel().send(.list, id: "request-0001", body: ListRequest(path: "", long: false))
+        let length =
+            Int(stream.output[0]) << 24 | Int(stream.output[1]) << 16 | Int(stream.output[2]) << 8
+            | Int(stream.output[3])
+        #expect(length == stream.output.count - 4)
+        #expect(stream.output[4] == UInt8(ascii: "{"))
+    }
+
+    @Test func hugeDeclaredLengthRejectedBeforeReadingIt() {
+        let stream = MemoryStream([0xFF, 0xFF, 0xFF, 0xFF, 0x7B])
+        #expect(throws: ProtocolError.frameTooLarge(declared: 0xFFFF_FFFF, limit: 65536)) {
+            try stream.channel().receive()
+        }
+        // Only the 4-byte prefix was read: nothing was sized by the declared length.
+        #expect(stream.readPosition == 4)
+        #expect(stream.largestRead == 4)
+    }
+
+    @Test func emptyAndTruncatedFramesRejected() {
+        #expect(throws: ProtocolError.emptyFrame) { try MemoryStream([0, 0, 0, 0]).channel().receive() }
+        #expect(throws: ProtocolError.truncated(expected: 16, received: 3)) {
+            try MemoryStream([0, 0, 0, 16, 1, 2, 3]).channel().receive()
+        }
+        #expect(throws: ProtocolError.connectionClosed) { try MemoryStream([]).channel().receive() }
+    }
+
+    @Test func malformedJSONAndVersionRejected() throws {
+        func frame(_ json: String) -> [UInt8] {
+            let bytes = Array(json.utf8)
+            return [0, 0, UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF)] + bytes
+        }
+        #expect(throws: ProtocolError.self) { try MemoryStream(frame("not json")).channel().receive() }
+        #expect(throws: ProtocolError.unsupportedVersion(2)) {
+            try MemoryStream(frame(#"{"v":2,"type":"list","id":"x","ts":"t","body":{}}"#)).channel().receive()
+        }
+        let wrongBody = try MemoryStream(frame(#"{"v":1,"type":"put","id":"x","ts":"t","body":{"name":5}}"#))
+            .channel().receive()
+        #expect(throws: ProtocolError.self) { try wrongBody.expect(.put, PutRequest.self) }
+    }
+
+    @Test func errorFrameThrownAsRemoteError() throws {
+        let stream = MemoryStream()
+        try stream.channel().sendError(.permissionDenied, "denied", id: "request-0001")
+        let frame = try MemoryStream(stream.output).channel().receive()
+        #expect(throws: ProtocolError.remote(code: .permissionDenied, message: "denied")) {
+            try frame.expect(.putReady, EmptyBody.self)
+        }
+    }
+}
