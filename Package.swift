@@ -39,6 +39,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "SFTSAdversarialTests",
+            dependencies: ["sfts", "SFTSTestSupport", "SFTSProtocol", "SFTSTLS", "SFTSCrypto"]
+        ),
+        .testTarget(
             name: "SFTSEndToEndTests",
             dependencies: ["sfts", "SFTSTestSupport"]
         ),

@@ -1,0 +1,110 @@
+import Foundation
+import SFTSCrypto
+import SFTSProtocol
+import SFTSTestSupport
+import Testing
+
+/// Hostile enrollments against the real server: each is rejected and leaves users.json and
+/// the issued certificates as they were.
+@Suite(.serialized)
+final class EnrollmentAttackTests {
+    let server: TestServer
+
+    init() throws {
+        server = try TestServer()
+    }
+
+    /// Runs the host code exchange for `user` and returns the client once the server has
+    /// proved itself, ready for the enroll-request.
+    func provenClient(user: String) throws -> HostileClient {
+        let hostile = try HostileClient.enrollment(server)
+        let nonce = Data(SecureRandom.bytes(32)).base64EncodedString()
+        try hostile.send("enroll-start", EnrollStart(user: user, nonce: nonce))
+        let challenge = try hostile.receive().expect(.enrollChallenge, EnrollChallenge.self)
+        let key = Array(HostCode.normalize(server.hostCode)!.utf8)
+        let proof = Digest.hmacSHA256(
+            key: key,
+            data: SignedRecord.enrollment(
+                role: "client", user: user, clientNonce: nonce, serverNonce: challenge.nonce,
+                channelBinding: try hostile.connection.channelBinding(), caFingerprint: []))
+        try hostile.send("enroll-proof", EnrollProof(proof: Data(proof).base64EncodedString()))
+        _ = try hostile.receive().expect(.enrollAccepted, EnrollAccepted.self)
+        return hostile
+    }
+
+    func stateSnapshot() throws -> (users: Data?, issued: [String]) {
+        (
+            FileManager.default.contents(atPath: server.file("users.json").path),
+            try FileManager.default.contentsOfDirectory(atPath: server.file("certificates/issued").path).sorted()
+        )
+    }
+
+    @Test func csrForAnotherNameRejected() throws {
+        let before = try stateSnapshot()
+        let hostile = try provenClient(user: "alice")
+        let key = try PrivateKey.generateRSA(bits: 2048)
+        let csr = try CertificateSigningRequest.create(commonName: "admin", key: key)
+        try hostile.send("enroll-request", EnrollRequest(csr: csr.pem, password: TestSecrets.alicePassword))
+        let error = try hostile.expectError()
+        #expect(error.code == .policyRejected)
+        #expect(error.message.contains("common name"))
+        let after = try stateSnapshot()
+        #expect(after.users == before.users)
+        #expect(after.issued == before.issued)
+    }
+
+    @Test func garbageCSRRejected() throws {
+        let hostile = try provenClient(user: "alice")
+        try hostile.send("enroll-request", EnrollRequest(csr: "not a CSR", password: TestSecrets.alicePassword))
+        let error = try hostile.expectError()
+        #expect(error.code == .invalidRequest)
+        #expect(error.message.contains("invalid CSR"))
+    }
+
+    @Test func weakPasswordRejectedByServer() throws {
+        let hostile = try provenClient(user: "alice")
+        let key = try PrivateKey.generateRSA(bits: 2048)
+        let csr = try CertificateSigningRequest.create(commonName: "alice", key: key)
+        try hostile.send("enroll-request", EnrollRequest(csr: csr.pem, password: "short"))
+        let error = try hostile.expectError()
+        #expect(error.code == .policyRejected)
+        #expect(error.message.contains("at least 15"))
+        #expect(try stateSnapshot().issued.isEmpty)
+    }
+
+    @Test func invalidUserNameRejectedByServer() throws {
+        let hostile = try HostileClient.enrollment(server)
+        try hostile.send(
+            "enroll-start", EnrollStart(user: "../root", nonce: Data(SecureRandom.bytes(32)).base64EncodedString()))
+        let error = try hostile.expectError()
+        #expect(error.code == .policyRejected)
+        #expect(error.message.contains("invalid user name"))
+    }
+
+    @Test func proofFromAnotherConnectionRejected() throws {
+        // A proof computed for a different channel binding, as a relay would forward it.
+        let hostile = try HostileClient.enrollment(server)
+        let nonce = Data(SecureRandom.bytes(32)).base64EncodedString()
+        try hostile.send("enroll-start", EnrollStart(user: "alice", nonce: nonce))
+        let challenge = try hostile.receive().expect(.enrollChallenge, EnrollChallenge.self)
+        let proof = Digest.hmacSHA256(
+            key: Array(HostCode.normalize(server.hostCode)!.utf8),
+            data: SignedRecord.enrollment(
+                role: "client", user: "alice", clientNonce: nonce, serverNonce: challenge.nonce,
+                channelBinding: [UInt8](repeating: 0, count: 32), caFingerprint: []))
+        try hostile.send("enroll-proof", EnrollProof(proof: Data(proof).base64EncodedString()))
+        let error = try hostile.expectError()
+        #expect(error.code == .authenticationFailed)
+        #expect(try stateSnapshot().users.map { String(decoding: $0, as: UTF8.self).contains("alice") } == false)
+    }
+
+    @Test func requestBeforeProofRejected() throws {
+        let hostile = try HostileClient.enrollment(server)
+        let key = try PrivateKey.generateRSA(bits: 2048)
+        let csr = try CertificateSigningRequest.create(commonName: "alice", key: key)
+        try hostile.send("enroll-request", EnrollRequest(csr: csr.pem, password: TestSecrets.alicePassword))
+        let error = try hostile.expectError()
+        #expect(error.code == .invalidRequest)
+        #expect(try stateSnapshot().issued.isEmpty)
+    }
+}
