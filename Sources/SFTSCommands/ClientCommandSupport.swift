@@ -1,6 +1,7 @@
 import Foundation
 import SFTSClient
 import SFTSLogging
+import SFTSProtocol
 
 /// What the client commands share: the home folder, the client log, the profile and login.
 enum ClientCommandSupport {
@@ -93,7 +94,7 @@ enum ListCommand {
         let entries = try client.list(arguments.positional(0) ?? "", long: arguments.flag("--long"))
         if arguments.flag("--long") {
             let rows = entries.map { entry -> [String] in
-                let isFolder = entry.kind == "folder"
+                let isFolder = entry.kind == ListEntry.folderKind
                 return [
                     entry.kind, String(entry.size), entry.modified, entry.uploader ?? "-",
                     entry.sha256 ?? "-", Console.displayName(entry.name) + (isFolder ? "/" : ""),
@@ -104,7 +105,7 @@ enum ListCommand {
             }
         } else {
             for entry in entries {
-                Console.out(Console.displayName(entry.name) + (entry.kind == "folder" ? "/" : ""))
+                Console.out(Console.displayName(entry.name) + (entry.kind == ListEntry.folderKind ? "/" : ""))
             }
         }
         return .success
