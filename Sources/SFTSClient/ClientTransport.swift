@@ -36,13 +36,24 @@ final class ClientTransport {
             read: { try connection.read(into: $0) }, write: { try connection.write($0) })
     }
 
+    /// The id of the frame that began the current exchange, which every reply must carry.
+    private var exchangeID: String?
+
     /// Sends a request with a fresh id and the current time; returns the id and timestamp the
     /// frame carried, which signed records cover.
+    ///
+    /// - Parameter continuesExchange: True for a later frame of an exchange, such as
+    ///   `login-proof` or `put-record`, whose replies keep the id of the exchange's first frame.
     @discardableResult
-    func send<Body: Encodable>(_ type: MessageType, _ body: Body) throws -> (id: String, timestamp: String) {
+    func send<Body: Encodable>(_ type: MessageType, _ body: Body, continuesExchange: Bool = false) throws -> (
+        id: String, timestamp: String
+    ) {
         let id = RequestID.make()
         let now = Date()
         try channel.send(type, id: id, body: body, date: now)
+        if !continuesExchange {
+            exchangeID = id
+        }
         return (id, Timestamp.format(now))
     }
 
@@ -57,7 +68,14 @@ final class ClientTransport {
     ) {
         do {
             let frame = try channel.receive()
-            return (frame, try frame.expect(type, Body.self))
+            let body = try frame.expect(type, Body.self)
+            guard frame.id == exchangeID else {
+                throw ClientError(
+                    .network,
+                    "the server answered request \(exchangeID ?? "-") with a \(frame.typeName) frame "
+                        + "for request \(frame.id)")
+            }
+            return (frame, body)
         } catch let error as ProtocolError {
             throw ClientError.wrap(error)
         }

@@ -97,7 +97,8 @@ public enum Enrollment {
             data: SignedRecord.enrollment(
                 role: "client", user: request.user, clientNonce: clientNonce,
                 serverNonce: challenge.nonce, channelBinding: channelBinding, caFingerprint: []))
-        try transport.send(.enrollProof, EnrollProof(proof: Data(clientProof).base64EncodedString()))
+        try transport.send(
+            .enrollProof, EnrollProof(proof: Data(clientProof).base64EncodedString()), continuesExchange: true)
         let accepted = try transport.receive(.enrollAccepted, EnrollAccepted.self)
 
         let caCertificate: Certificate
@@ -124,7 +125,7 @@ public enum Enrollment {
 
         let clientKey = try PrivateKey.generateRSA(bits: request.keyBits)
         let csr = try CertificateSigningRequest.create(commonName: request.user, key: clientKey)
-        try transport.send(.enrollRequest, EnrollRequest(csr: csr.pem, password: password))
+        try transport.send(.enrollRequest, EnrollRequest(csr: csr.pem, password: password), continuesExchange: true)
         let completed = try transport.receive(.enrollCompleted, EnrollCompleted.self)
 
         let certificate: Certificate

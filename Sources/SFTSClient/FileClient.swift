@@ -93,7 +93,7 @@ public final class FileClient {
             iterations: challenge.iterations, channelBinding: channelBinding)
         let keys = try SCRAM.keys(password: password, salt: Array(salt), iterations: challenge.iterations)
         let proof = SCRAM.clientProof(clientKey: keys.clientKey, authMessage: authMessage)
-        try transport.send(.loginProof, LoginProof(proof: Data(proof).base64EncodedString()))
+        try transport.send(.loginProof, LoginProof(proof: Data(proof).base64EncodedString()), continuesExchange: true)
         let accepted = try transport.receive(.loginAccepted, LoginAccepted.self)
 
         let expected = SCRAM.serverSignature(serverKey: keys.serverKey, authMessage: authMessage)
@@ -137,26 +137,31 @@ public final class FileClient {
         }
     }
 
-    /// Changes the password on the server, then re-encrypts the local key with it.
+    /// Changes the password on the server and re-encrypts the local key with it.
     ///
-    /// The new key file is written first and put in place only after the server accepted the
-    /// change, so a failure on either side leaves a key the current password opens.
+    /// The re-encrypted key is written to a staging file before the request and renamed over
+    /// the key only after the server accepted the change, so a failure on either side leaves a
+    /// key that opens with the password the server holds.
     public func changePassword(to newPassword: String) throws {
         let normalized = PasswordPolicy.normalize(newPassword)
         try PasswordPolicy().check(normalized, user: user)
-        let reencrypted = try clientKey.pem(passphrase: normalized)
-        try perform("passwd", [:]) {
-            try transport.send(.changePassword, ChangePasswordRequest(password: normalized))
-            _ = try transport.receive(.passwordChanged, EmptyBody.self)
-        }
+        let staged = try profile.stageKey(encryptedKeyPEM: try clientKey.pem(passphrase: normalized))
         do {
-            try profile.replaceKey(encryptedKeyPEM: reencrypted)
-        } catch {
+            try perform("passwd", [:]) {
+                try transport.send(.changePassword, ChangePasswordRequest(password: normalized))
+                _ = try transport.receive(.passwordChanged, EmptyBody.self)
+            }
+        } catch let error as ClientError where error.kind == .network {
+            // The connection broke, so the server may or may not have applied the change.
             throw ClientError(
-                .local,
-                "the server changed the password, but the client key could not be re-encrypted: "
-                    + "\(error); the key still opens with the old password")
+                .network,
+                "\(error.message); the server may have changed the password. If 'sfts ls' with the old "
+                    + "password now fails, move \(staged.path) over \(profile.keyURL.path) and use the new one")
+        } catch {
+            profile.discardStagedKey(staged)
+            throw error
         }
+        try profile.commitStagedKey(staged)
     }
 
     /// Uploads a local regular file.
@@ -199,8 +204,8 @@ public final class FileClient {
             let signature = try clientKey.signPSS(signed)
             try transport.send(
                 .putRecord,
-                TransferRecord(
-                    sha256: digest, signature: Data(signature).base64EncodedString(), signer: user))
+                TransferRecord(sha256: digest, signature: Data(signature).base64EncodedString(), signer: user),
+                continuesExchange: true)
             let completed = try transport.receive(.putCompleted, PutCompleted.self)
             guard completed.sha256 == digest, completed.size == source.size else {
                 throw ClientError(
@@ -218,13 +223,8 @@ public final class FileClient {
     /// The body goes to a temporary file beside the target, which takes the target's name
     /// only after the SHA-256 and the server's RSA-PSS signature over the record check out.
     public func get(remote: String, localPath: String?, force: Bool) throws -> GetOutcome {
-        let remotePath = try RemotePath(remote)
-        let remoteName = remotePath.description
-        let target = try LocalFile.downloadTarget(localPath, remoteName: remotePath.lastComponent)
-        if !force, FileManager.default.fileExists(atPath: target) {
-            throw ClientError(
-                .alreadyExists, "\(target) already exists; use --force to replace it")
-        }
+        let remoteName = try RemotePath(remote).description
+        let target = try FileClient.downloadTarget(remote: remote, localPath: localPath, force: force)
         guard let serverKey = transport.connection.peerCertificate?.publicKey else {
             throw ClientError(.network, "the server certificate has no usable public key")
         }
@@ -262,8 +262,8 @@ public final class FileClient {
                         + "says \(record.sha256); nothing was saved")
             }
             let signed = SignedRecord.download(
-                name: remoteName, size: ready.size, sha256: digest, requestID: request.id,
-                timestamp: recordFrame.timestamp)
+                name: remoteName, size: ready.size, sha256: digest, uploader: ready.uploader ?? "",
+                requestID: request.id, timestamp: recordFrame.timestamp)
             guard let signature = Data(base64Encoded: record.signature),
                 serverKey.verifyPSS(signature: Array(signature), message: signed)
             else {
@@ -277,6 +277,23 @@ public final class FileClient {
                 localPath: target, size: ready.size, sha256: digest, signer: record.signer,
                 uploader: ready.uploader)
         }
+    }
+
+    /// Where `get` saves `remote`: `localPath`, or inside it when it is a folder, or the remote
+    /// file name in the current folder. Throws `alreadyExists` when that file exists and
+    /// `force` is false, so a caller can check before it connects.
+    public static func downloadTarget(remote: String, localPath: String?, force: Bool) throws -> String {
+        let remotePath: RemotePath
+        do {
+            remotePath = try RemotePath(remote)
+        } catch {
+            throw ClientError.wrap(error)
+        }
+        let target = LocalFile.downloadTarget(localPath, remoteName: remotePath.lastComponent)
+        if !force, FileManager.default.fileExists(atPath: target) {
+            throw ClientError(.alreadyExists, "\(target) already exists; use --force to replace it")
+        }
+        return target
     }
 
     // MARK: - Helpers

@@ -31,7 +31,7 @@ enum LocalFile {
 
     /// Where a download goes: `localPath`, or inside it when it is a folder, or the remote
     /// name in the current folder.
-    static func downloadTarget(_ localPath: String?, remoteName: String) throws -> String {
+    static func downloadTarget(_ localPath: String?, remoteName: String) -> String {
         guard let localPath, !localPath.isEmpty else { return remoteName }
         var isFolder: ObjCBool = false
         if FileManager.default.fileExists(atPath: localPath, isDirectory: &isFolder), isFolder.boolValue {

@@ -195,15 +195,27 @@ public struct Profile: Sendable {
         return Profile(name: name, folder: target, settings: settings)
     }
 
-    /// Replaces the encrypted client key, as after a password change.
-    func replaceKey(encryptedKeyPEM: String) throws {
-        let temporary = folder.appendingPathComponent(".\(Profile.keyFile).tmp-\(UUID().uuidString)")
-        try Profile.writePrivate(Data(encryptedKeyPEM.utf8), temporary)
-        guard rename(temporary.path, keyURL.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary.path)
-            throw ClientError(.local, "cannot replace \(keyURL.path): \(reason)")
+    /// Writes a re-encrypted client key beside the current one and returns its path, for
+    /// ``commitStagedKey(_:)`` once the server has accepted the new password.
+    func stageKey(encryptedKeyPEM: String) throws -> URL {
+        let staged = folder.appendingPathComponent("\(Profile.keyFile).new")
+        try Profile.writePrivate(Data(encryptedKeyPEM.utf8), staged)
+        return staged
+    }
+
+    /// Puts a staged key in place with one rename.
+    func commitStagedKey(_ staged: URL) throws {
+        guard rename(staged.path, keyURL.path) == 0 else {
+            throw ClientError(
+                .local,
+                "the server changed the password, but \(keyURL.path) could not be replaced "
+                    + "(\(String(cString: strerror(errno)))); the key for the new password is in "
+                    + "\(staged.path): move it over \(Profile.keyFile)")
         }
+    }
+
+    func discardStagedKey(_ staged: URL) {
+        unlink(staged.path)
     }
 
     /// Writes a file with mode 0600 and fsyncs it.

@@ -94,14 +94,12 @@ public struct CommandSpec: Sendable {
                 lines.append(Self.row(positional.name, positional.help))
             }
         }
-        if !options.isEmpty {
-            lines += ["", "Options:"]
-            for option in options {
-                var label = option.short.map { "\($0), " } ?? ""
-                label += option.name
-                if let value = option.valueName { label += " \(value)" }
-                lines.append(Self.row(label, option.help))
-            }
+        lines += ["", "Options:"]
+        for option in options {
+            var label = option.short.map { "\($0), " } ?? ""
+            label += option.name
+            if let value = option.valueName { label += " \(value)" }
+            lines.append(Self.row(label, option.help))
         }
         lines.append(Self.row("-h, --help", "show this help"))
         return lines.joined(separator: "\n")

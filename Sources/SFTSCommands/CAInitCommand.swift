@@ -13,6 +13,12 @@ enum CAInitCommand {
             hosts = CAInitOptions.defaultHosts
         }
         let passphrase = try Secrets.read(Secrets.pkiPassphrase, from: arguments, confirm: true)
+        let length = passphrase.unicodeScalars.count
+        guard length >= CAInitializer.minimumPassphraseLength else {
+            throw UsageError(
+                "the PKI passphrase has \(length) characters; use at least "
+                    + "\(CAInitializer.minimumPassphraseLength)")
+        }
         let options = CAInitOptions(
             hosts: hosts, keyBits: keyBits, passphrase: passphrase, force: arguments.flag("--force"))
 

@@ -74,6 +74,9 @@ enum PutCommand {
 /// `sfts get`.
 enum GetCommand {
     static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        // Refuse before logging in when the local file is in the way.
+        _ = try FileClient.downloadTarget(
+            remote: arguments.positional(0)!, localPath: arguments.positional(1), force: arguments.flag("--force"))
         let client = try ClientCommandSupport.connect(arguments)
         defer { client.close() }
         let outcome = try client.get(
@@ -140,7 +143,9 @@ enum PasswdCommand {
 enum HelpCommand {
     /// Prints help for the command `topic` names, as separate words or one quoted string.
     static func run(topic: [String]) throws -> ExitCode {
-        let words = topic.flatMap { $0.split(separator: " ").map(String.init) }
+        let words = topic.flatMap { $0.split(separator: " ").map(String.init) }.filter {
+            $0 != "--help" && $0 != "-h"
+        }
         guard !words.isEmpty else {
             Console.out(CommandCatalog.overview)
             return .success

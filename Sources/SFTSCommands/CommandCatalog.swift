@@ -124,7 +124,7 @@ public enum CommandCatalog {
 
     public static let rm = CommandSpec(
         ["rm"], summary: "Remove a remote file or empty folder.",
-        positionals: [PositionalSpec("REMOTE", help: "the remote file")],
+        positionals: [PositionalSpec("REMOTE", help: "the remote file or empty folder")],
         options: [profile, passwordFile])
 
     public static let passwd = CommandSpec(

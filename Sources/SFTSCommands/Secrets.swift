@@ -41,14 +41,10 @@ enum Secrets {
         if let value = environment[source.environment], !value.isEmpty {
             return value
         }
-        guard isatty(STDIN_FILENO) == 1 else {
-            throw UsageError(
-                "no \(source.what) given: pass \(source.option) F or set \(source.environment) "
-                    + "(there is no terminal to prompt on)")
-        }
-        let first = try prompt(source.prompt)
+        let first = try prompt(source.prompt, missing: source)
         if confirm ?? source.confirm {
-            let second = try prompt("Repeat \(source.prompt.prefix(1).lowercased())\(source.prompt.dropFirst())")
+            let second = try prompt(
+                "Repeat \(source.prompt.prefix(1).lowercased())\(source.prompt.dropFirst())", missing: source)
             guard first == second else {
                 throw UsageError("the two \(source.what) entries differ; nothing was changed")
             }
@@ -74,11 +70,14 @@ enum Secrets {
         return secret
     }
 
-    /// Prompts on the controlling terminal with echo off.
-    static func prompt(_ text: String) throws -> String {
-        let terminal = open("/dev/tty", O_RDWR | O_CLOEXEC)
+    /// Prompts on the controlling terminal with echo off, as ssh does, so it works while
+    /// standard input is a pipe or a file.
+    static func prompt(_ text: String, missing source: SecretSource) throws -> String {
+        let terminal = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
         guard terminal >= 0 else {
-            throw UsageError("cannot open the terminal to prompt for a secret")
+            throw UsageError(
+                "no \(source.what) given: pass \(source.option) F or set \(source.environment) "
+                    + "(there is no terminal to prompt on)")
         }
         defer { close(terminal) }
         var saved = termios()

@@ -83,20 +83,38 @@ public final class PrivateKey: @unchecked Sendable {
         self.init(taking: key)
     }
 
-    /// The key as PKCS#8 PEM, encrypted with AES-256-CBC under `passphrase` when one is given.
-    public func pem(passphrase: String?) throws -> String {
+    /// PBKDF2 iterations for encrypted key files: as many as a password verifier gets, so a
+    /// stolen key file is no cheaper to guess against than a stolen verifier.
+    public static let encryptionIterations = 600_000
+
+    /// The key as PKCS#8 PEM. With a passphrase it is encrypted under PBES2: AES-256-CBC with
+    /// a key from PBKDF2-HMAC-SHA256 over `iterations` rounds and a random salt.
+    public func pem(passphrase: String?, iterations: Int = PrivateKey.encryptionIterations) throws -> String {
         let bio = try MemoryBIO()
         OpenSSLErrorQueue.clear()
-        let result: Int32
-        if let passphrase {
-            var bytes = Array(passphrase.utf8CString.dropLast())
-            result = PEM_write_bio_PKCS8PrivateKey(
-                bio.pointer, pointer, EVP_aes_256_cbc(), &bytes, Int32(bytes.count), nil, nil)
-            for index in bytes.indices { bytes[index] = 0 }
-        } else {
-            result = PEM_write_bio_PrivateKey(bio.pointer, pointer, nil, nil, 0, nil, nil)
+        guard let passphrase else {
+            guard PEM_write_bio_PrivateKey(bio.pointer, pointer, nil, nil, 0, nil, nil) == 1 else {
+                throw CryptoError.drain("writing the private key")
+            }
+            return bio.string
         }
-        guard result == 1 else { throw CryptoError.drain("writing the private key") }
+        guard let info = EVP_PKEY2PKCS8(pointer) else { throw CryptoError.drain("EVP_PKEY2PKCS8") }
+        defer { PKCS8_PRIV_KEY_INFO_free(info) }
+        var bytes = Array(passphrase.utf8CString.dropLast())
+        defer {
+            for index in bytes.indices { bytes[index] = 0 }
+        }
+        var salt = SecureRandom.bytes(16)
+        // A PBE NID of -1 with a cipher selects PBES2, whose PRF is HMAC-SHA256 in OpenSSL 3.
+        guard
+            let encrypted = PKCS8_encrypt(
+                -1, EVP_aes_256_cbc(), &bytes, Int32(bytes.count), &salt, Int32(salt.count), Int32(iterations),
+                info)
+        else { throw CryptoError.drain("encrypting the private key") }
+        defer { X509_SIG_free(encrypted) }
+        guard PEM_write_bio_PKCS8(bio.pointer, encrypted) == 1 else {
+            throw CryptoError.drain("writing the private key")
+        }
         return bio.string
     }
 

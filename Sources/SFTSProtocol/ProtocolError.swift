@@ -1,6 +1,7 @@
 import Foundation
 
-/// Error codes carried in `error` frames; each maps to a distinct client exit code.
+/// Error codes carried in `error` frames. The client maps each to one of its exit codes;
+/// several codes share one, such as every policy or limit rejection.
 public enum WireErrorCode: String, Codable, Sendable {
     case invalidRequest = "invalid-request"
     case unsupportedVersion = "unsupported-version"

@@ -47,15 +47,17 @@ public enum SignedRecord {
         return transcript.bytes
     }
 
-    /// The record the server signs for a download: the name, size and SHA-256 it sent, the id
-    /// of the client's `get` request and the timestamp of the `get-record` frame.
+    /// The record the server signs for a download: the name, size and SHA-256 it sent, the
+    /// uploader it named in `get-ready` (empty when unknown), the id of the client's `get`
+    /// request and the timestamp of the `get-record` frame.
     public static func download(
-        name: String, size: UInt64, sha256: String, requestID: String, timestamp: String
+        name: String, size: UInt64, sha256: String, uploader: String, requestID: String, timestamp: String
     ) -> [UInt8] {
         var transcript = Transcript(label: "sfts-download-record-v1")
         transcript.append(name)
         transcript.append(size)
         transcript.append(sha256)
+        transcript.append(uploader)
         transcript.append(requestID)
         transcript.append(timestamp)
         return transcript.bytes

@@ -49,8 +49,7 @@ final class EnrollmentSession: Session {
         }
         try channel.send(.enrollChallenge, id: requestID, body: EnrollChallenge(nonce: serverNonce))
 
-        let (proofFrame, proof) = try expectRequest(.enrollProof, EnrollProof.self)
-        requestID = proofFrame.id
+        let (_, proof) = try expectRequest(.enrollProof, EnrollProof.self)
         let key = Array(services.pki.hostCode.utf8)
         let expected = Digest.hmacSHA256(
             key: key,
@@ -85,8 +84,7 @@ final class EnrollmentSession: Session {
             body: EnrollAccepted(
                 proof: Data(serverProof).base64EncodedString(), caCertificate: caCertificate.pem))
 
-        let (requestFrame, request) = try expectRequest(.enrollRequest, EnrollRequest.self)
-        requestID = requestFrame.id
+        let (_, request) = try expectRequest(.enrollRequest, EnrollRequest.self)
         let certificate = try issue(request, user: start.user)
 
         let verifier: PasswordVerifier

@@ -64,7 +64,7 @@ final class FileSession: Session {
                 }
                 frame = next
             } catch let failure as ServiceFailure {
-                if report(failure, requestID: "-", command: "receive") {
+                if report(failure, requestID: "-", command: "request") {
                     continue
                 }
                 logClosed()
@@ -142,8 +142,7 @@ final class FileSession: Session {
                 nonce: serverNonce, salt: Data(verifier.salt).base64EncodedString(),
                 iterations: verifier.iterations))
 
-        let (proofFrame, proof) = try expectRequest(.loginProof, LoginProof.self)
-        requestID = proofFrame.id
+        let (_, proof) = try expectRequest(.loginProof, LoginProof.self)
         let authMessage = SignedRecord.login(
             user: start.user, clientNonce: start.nonce, serverNonce: serverNonce,
             salt: verifier.salt, iterations: verifier.iterations, channelBinding: channelBinding)
@@ -372,7 +371,7 @@ final class FileSession: Session {
         let digest = hasher.finish().hexString
         let now = Date()
         let signed = SignedRecord.download(
-            name: source.description, size: size, sha256: digest, requestID: frame.id,
+            name: source.description, size: size, sha256: digest, uploader: uploader ?? "", requestID: frame.id,
             timestamp: Timestamp.format(now))
         let signature = try services.pki.serverKey.signPSS(signed)
         let serverCertificate = services.pki.serverCertificate

@@ -29,7 +29,7 @@ public final class RequestGuard: @unchecked Sendable {
         }
         guard let date = Timestamp.parse(timestamp) else {
             throw RequestRejection(
-                code: .staleTimestamp,
+                code: .invalidRequest,
                 message: "invalid timestamp \(RemotePath.quoted(timestamp)); send ISO 8601 with "
                     + "a time zone, for example 2026-01-31T12:00:00.000Z")
         }

@@ -19,9 +19,6 @@ final class ServerServices: @unchecked Sendable {
     let requests: RequestGuard
     let logger: Logger
     let watchdog = DeadlineWatchdog()
-    /// A per-process key for the decoy salts sent for unknown users, so a login attempt
-    /// cannot tell an unknown name from a wrong password by the salt.
-    let decoySaltKey = SecureRandom.bytes(32)
 
     init(configuration: ServerConfiguration, pki: ServerPKI, logger: Logger) {
         self.configuration = configuration
@@ -205,10 +202,14 @@ struct ServiceFailure: Error {
     let code: WireErrorCode
     let message: String
     var closesConnection = false
+    /// The id the error frame carries when it answers a frame that began no exchange yet,
+    /// such as a command rejected for its timestamp.
+    var requestID: String?
 
-    init(_ code: WireErrorCode, _ message: String, closesConnection: Bool = false) {
+    init(_ code: WireErrorCode, _ message: String, closesConnection: Bool = false, requestID: String? = nil) {
         self.code = code
         self.message = message
         self.closesConnection = closesConnection
+        self.requestID = requestID
     }
 }

@@ -73,7 +73,7 @@ class Session {
         do {
             try services.requests.check(id: frame.id, timestamp: frame.timestamp)
         } catch let rejection as RequestRejection {
-            throw ServiceFailure(rejection.code, rejection.message)
+            throw ServiceFailure(rejection.code, rejection.message, requestID: frame.id)
         }
         return frame
     }
@@ -95,7 +95,11 @@ class Session {
     }
 
     /// Sends an error frame for a failure, logs it, and returns whether the session may go on.
+    ///
+    /// - Parameter requestID: The id of the frame that began the exchange, which the error
+    ///   frame carries unless the failure names its own.
     func report(_ failure: ServiceFailure, requestID: String, command: String) -> Bool {
+        let requestID = failure.requestID ?? requestID
         let level: LogLevel = failure.code == .internalError ? .error : .warning
         logEvent(
             level, "request.failed",

@@ -158,7 +158,8 @@ import Testing
 
     @Test func uploadAndDownloadRecordsDiffer() {
         let upload = SignedRecord.upload(name: "f", size: 1, sha256: "00", requestID: "id", timestamp: "t")
-        let download = SignedRecord.download(name: "f", size: 1, sha256: "00", requestID: "id", timestamp: "t")
+        let download = SignedRecord.download(
+            name: "f", size: 1, sha256: "00", uploader: "", requestID: "id", timestamp: "t")
         #expect(upload != download)
     }
 

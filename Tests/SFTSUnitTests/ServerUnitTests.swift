@@ -35,8 +35,8 @@ import Testing
 
     @Test func rejectsZonelessAndMalformedTimestamps() {
         let guardian = RequestGuard(tolerance: 30)
-        #expect(code("id-00000007", "2026-12-04T16:20:19", guardian) == .staleTimestamp)
-        #expect(code("id-00000008", "now", guardian) == .staleTimestamp)
+        #expect(code("id-00000007", "2026-12-04T16:20:19", guardian) == .invalidRequest)
+        #expect(code("id-00000008", "now", guardian) == .invalidRequest)
         #expect(code("bad id!", Timestamp.format(now), guardian) == .invalidRequest)
         #expect(code("short", Timestamp.format(now), guardian) == .invalidRequest)
     }
