@@ -132,10 +132,31 @@ public final class TLSConnection: @unchecked Sendable {
             OpenSSLErrorQueue.clear()
             var written = 0
             if SSL_write_ex(ssl, buffer.baseAddress! + offset, buffer.count - offset, &written) != 1 {
-                throw ioError(SSL_get_error(ssl, 0), while: "writing")
+                let error = ioError(SSL_get_error(ssl, 0), while: "writing")
+                if case .connectionLost = error, let alert = pendingCertificateAlert() {
+                    throw alert
+                }
+                throw error
             }
             offset += written
         }
+    }
+
+    /// Reads what the peer sent before it hung up, looking for an alert that rejected our
+    /// certificate.
+    ///
+    /// Under TLS 1.3 a server that rejects the client certificate sends its alert and closes
+    /// while the client may already be writing its first request; the write then fails with a
+    /// reset, and the alert is still waiting in the receive buffer.
+    private func pendingCertificateAlert() -> TLSError? {
+        var byte: UInt8 = 0
+        var count = 0
+        OpenSSLErrorQueue.clear()
+        guard SSL_read_ex(ssl, &byte, 1, &count) != 1 else { return nil }
+        if case .certificateRejectedByPeer(let reason) = ioError(SSL_get_error(ssl, 0), while: "reading") {
+            return .certificateRejectedByPeer(reason)
+        }
+        return nil
     }
 
     /// The tls-exporter channel binding of RFC 9266: 32 bytes of keying material exported
