@@ -4,7 +4,7 @@ import SFTSLogging
 import SFTSProtocol
 import SFTSTLS
 
-/// What `sfts enroll` needs.
+/// The inputs of `sfts enroll`.
 public struct EnrollmentRequest: Sendable {
     public var server: String
     public var port: UInt16
@@ -156,9 +156,9 @@ public enum Enrollment {
         return profile
     }
 
-    /// Checks, once the host code proofs have authenticated the channel, that the server's TLS
-    /// certificate comes from the CA it sent and names the host the user typed; later commands
-    /// verify the same certificate with ordinary TLS.
+    /// Checks that the server's TLS certificate comes from the CA it sent and names the host the
+    /// user typed. The host code proofs have authenticated the channel by then, and later
+    /// commands verify the same certificate with ordinary TLS.
     private static func checkServerCertificate(
         _ connection: TLSConnection, ca: Certificate, host: String
     ) throws {

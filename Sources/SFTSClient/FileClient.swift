@@ -139,9 +139,8 @@ public final class FileClient {
 
     /// Changes the password on the server and re-encrypts the local key with it.
     ///
-    /// The re-encrypted key is written to a staging file before the request and renamed over
-    /// the key only after the server accepted the change, so a failure on either side leaves a
-    /// key that opens with the password the server holds.
+    /// The re-encrypted key is written to a staging file before the request. It is renamed over
+    /// the key only after the server accepted the change, so a refusal leaves the old key.
     public func changePassword(to newPassword: String) throws {
         let normalized = PasswordPolicy.normalize(newPassword)
         try PasswordPolicy().check(normalized, user: user)
@@ -279,8 +278,8 @@ public final class FileClient {
         }
     }
 
-    /// Where `get` saves `remote`: `localPath`, or inside it when it is a folder, or the remote
-    /// file name in the current folder. Throws `alreadyExists` when that file exists and
+    /// Returns where `get` saves `remote`: `localPath`, or inside it when it is a folder, or the
+    /// remote file name in the current folder. Throws `alreadyExists` when that file exists and
     /// `force` is false, so a caller can check before it connects.
     public static func downloadTarget(remote: String, localPath: String?, force: Bool) throws -> String {
         let remotePath: RemotePath
@@ -299,7 +298,7 @@ public final class FileClient {
     // MARK: - Helpers
 
     /// Writes part of an upload body. When the server cut the connection, its error frame is
-    /// usually already waiting, and says more than the broken pipe.
+    /// usually already waiting and explains more than the broken pipe.
     private func writeBody(_ data: UnsafeRawBufferPointer) throws {
         do {
             try transport.channel.writeRaw(data)

@@ -24,13 +24,13 @@ enum LocalFile {
         return (descriptor, UInt64(status.st_size))
     }
 
-    /// The last component of a local path, normalised to NFC as remote names are.
+    /// Returns the last component of a local path, normalised to NFC as remote names are.
     static func lastComponent(of path: String) -> String {
         URL(fileURLWithPath: path).lastPathComponent.precomposedStringWithCanonicalMapping
     }
 
-    /// Where a download goes: `localPath`, or inside it when it is a folder, or the remote
-    /// name in the current folder.
+    /// Returns where a download goes: `localPath`, or inside it when it is a folder, or the
+    /// remote name in the current folder.
     static func downloadTarget(_ localPath: String?, remoteName: String) -> String {
         guard let localPath, !localPath.isEmpty else { return remoteName }
         var isFolder: ObjCBool = false

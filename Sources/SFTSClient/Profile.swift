@@ -14,7 +14,7 @@ public struct ClientHome: Sendable {
         self.url = url.standardizedFileURL
     }
 
-    /// The home folder the environment selects.
+    /// Returns the home folder the environment selects.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
         -> ClientHome
     {
@@ -38,7 +38,7 @@ public struct ClientHome: Sendable {
     }
 }
 
-/// Where a profile's server is and who its user is, as profile.json stores it.
+/// A profile's server address, ports and user, as profile.json stores them.
 public struct ProfileSettings: Codable, Equatable, Sendable {
     public var server: String
     public var port: UInt16
@@ -114,7 +114,7 @@ public struct Profile: Sendable {
         }
     }
 
-    /// The CA certificate, checked against the fingerprint recorded at enrollment.
+    /// Loads the CA certificate and checks it against the fingerprint recorded at enrollment.
     public func caCertificate() throws -> Certificate {
         let certificate = try readCertificate(caCertificateURL)
         guard certificate.sha256Fingerprint.colonHexString == settings.caFingerprint else {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A command-line mistake; the message says what is wrong and how to get help.
+/// A command-line mistake, with a message that states what is wrong and how to get help.
 public struct UsageError: Error, CustomStringConvertible {
     public let message: String
 
@@ -123,7 +123,7 @@ public struct ParsedArguments: Sendable {
         self.spec = spec
     }
 
-    /// The last value of option `name`.
+    /// Returns the last value of option `name`.
     public func value(_ name: String) -> String? {
         values[name]?.last
     }

@@ -3,13 +3,13 @@ import SFTSClient
 import SFTSLogging
 import SFTSProtocol
 
-/// What the client commands share: the home folder, the client log, the profile and login.
+/// Helpers the client commands share: the home folder, the client log, the profile and login.
 enum ClientCommandSupport {
     static func home() -> ClientHome {
         ClientHome.fromEnvironment()
     }
 
-    /// The client log, or a logger that drops events when the log cannot be opened.
+    /// Opens the client log, or returns a logger that drops events when the log cannot be opened.
     static func logger(_ home: ClientHome) -> Logger {
         do {
             return try Logger(file: home.clientLog)

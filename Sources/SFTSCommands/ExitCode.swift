@@ -26,7 +26,7 @@ public enum ExitCode: Int32, CaseIterable, Sendable {
     /// invalid name.
     case rejected = 9
 
-    /// The exit code for an error that reached the top level, with the message to print.
+    /// Classifies an error that reached the top level: its exit code and the message to print.
     static func classify(_ error: Error) -> (ExitCode, String) {
         switch error {
         case let error as UsageError:

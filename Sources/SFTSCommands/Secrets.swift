@@ -4,13 +4,13 @@ import Foundation
     import Glibc
 #endif
 
-/// Where one secret may come from: a file named by an option, an environment variable, or a
-/// hidden prompt on the terminal. Never from argv, where other users could see it.
+/// The sources of one secret: a file named by an option, an environment variable, or a hidden
+/// prompt on the terminal. Never argv, where other users could see it.
 struct SecretSource {
     let option: String
     let environment: String
     let prompt: String
-    /// What the secret is, for messages, for example "password".
+    /// The name of the secret in messages, for example "password".
     let what: String
     /// Ask twice on a terminal, for a new secret.
     var confirm = false

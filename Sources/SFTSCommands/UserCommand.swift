@@ -2,7 +2,7 @@ import Foundation
 import SFTSServer
 
 /// `sfts user list`, `sfts user role` and `sfts user remove`, run on the server host against
-/// users.json. A running server sees the change on the user's next command.
+/// users.json. A running server applies the change from the user's next command.
 enum UserCommand {
     static func list(_ arguments: ParsedArguments) throws -> ExitCode {
         let root = ServerCommandSupport.root(arguments)

@@ -53,7 +53,7 @@ public final class Certificate: @unchecked Sendable {
         do {
             try self.init(pem: text)
         } catch {
-            throw CryptoError.invalidInput("\(url.path) holds no valid PEM certificate: \(error)")
+            throw CryptoError.invalidInput("\(url.path) contains no valid PEM certificate: \(error)")
         }
     }
 

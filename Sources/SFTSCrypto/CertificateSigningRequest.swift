@@ -13,7 +13,7 @@ public final class CertificateSigningRequest: @unchecked Sendable {
         X509_REQ_free(pointer)
     }
 
-    /// Makes a CSR for `commonName`, signed with `key`. It asks for no extensions: the CA
+    /// Makes a CSR for `commonName`, signed with `key`. It requests no extensions: the CA
     /// decides them.
     public static func create(commonName: String, key: PrivateKey) throws -> CertificateSigningRequest {
         OpenSSLErrorQueue.clear()

@@ -87,8 +87,8 @@ public final class PrivateKey: @unchecked Sendable {
     /// stolen key file is no cheaper to guess against than a stolen verifier.
     public static let encryptionIterations = 600_000
 
-    /// The key as PKCS#8 PEM. With a passphrase it is encrypted under PBES2: AES-256-CBC with
-    /// a key from PBKDF2-HMAC-SHA256 over `iterations` rounds and a random salt.
+    /// Encodes the key as PKCS#8 PEM. With a passphrase it is encrypted under PBES2: AES-256-CBC
+    /// with a key from PBKDF2-HMAC-SHA256 over `iterations` rounds and a random salt.
     public func pem(passphrase: String?, iterations: Int = PrivateKey.encryptionIterations) throws -> String {
         let bio = try MemoryBIO()
         OpenSSLErrorQueue.clear()

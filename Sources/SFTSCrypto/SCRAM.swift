@@ -67,7 +67,7 @@ public enum SCRAM {
         return Digest.constantTimeEqual(Digest.sha256(clientKey), storedKey)
     }
 
-    /// ServerSignature = HMAC(ServerKey, AuthMessage), which the client checks to know the
+    /// ServerSignature = HMAC(ServerKey, AuthMessage), which the client checks to confirm that the
     /// server holds its verifier.
     public static func serverSignature(serverKey: [UInt8], authMessage: [UInt8]) -> [UInt8] {
         Digest.hmacSHA256(key: serverKey, data: authMessage)

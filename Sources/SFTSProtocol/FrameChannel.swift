@@ -156,7 +156,7 @@ public final class FrameChannel {
         try bytes.withUnsafeBytes { try writeAll($0) }
     }
 
-    /// Sends an `error` frame answering request `id`.
+    /// Sends an `error` frame in response to request `id`.
     public func sendError(_ code: WireErrorCode, _ message: String, id: String) throws {
         try send(.error, id: id, body: ErrorBody(code: code, message: message))
     }

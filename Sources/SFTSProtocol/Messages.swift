@@ -41,7 +41,7 @@ public struct EnrollChallenge: Codable, Sendable {
     }
 }
 
-/// The client's proof that it holds the host code, bound to this TLS channel.
+/// The client's proof that it has the host code, bound to this TLS channel.
 public struct EnrollProof: Codable, Sendable {
     public let proof: String
 
@@ -50,7 +50,7 @@ public struct EnrollProof: Codable, Sendable {
     }
 }
 
-/// The server's proof that it holds the host code, and the CA certificate the proof covers.
+/// The server's proof that it has the host code, and the CA certificate the proof covers.
 public struct EnrollAccepted: Codable, Sendable {
     public let proof: String
     public let caCertificate: String
@@ -118,7 +118,7 @@ public struct LoginProof: Codable, Sendable {
     }
 }
 
-/// The server signature HMAC(ServerKey, AuthMessage), which proves the server holds the
+/// The server signature HMAC(ServerKey, AuthMessage), which proves the server has the
 /// verifier, and the role and permissions of the session.
 public struct LoginAccepted: Codable, Sendable {
     public let signature: String

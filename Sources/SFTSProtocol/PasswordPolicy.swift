@@ -1,6 +1,6 @@
 import Foundation
 
-/// Why a new password was rejected.
+/// The reason a new password was rejected.
 public struct PasswordPolicyError: Error, Equatable, CustomStringConvertible {
     public let reason: String
 

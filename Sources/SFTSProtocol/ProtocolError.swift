@@ -31,7 +31,7 @@ public enum ProtocolError: Error, Equatable, CustomStringConvertible {
     case malformedFrame(String)
     case unsupportedVersion(Int)
     case unexpectedMessage(expected: String, received: String)
-    /// The peer answered with an `error` frame.
+    /// The peer replied with an `error` frame.
     case remote(code: WireErrorCode, message: String)
 
     public var description: String {

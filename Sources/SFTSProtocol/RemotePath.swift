@@ -1,6 +1,6 @@
 import Foundation
 
-/// Why a remote name was rejected.
+/// The reason a remote name was rejected.
 public struct InvalidNameError: Error, Equatable, CustomStringConvertible {
     public let name: String
     public let reason: String
@@ -84,7 +84,7 @@ public struct RemotePath: Equatable, Hashable, Sendable, CustomStringConvertible
         components = parts
     }
 
-    /// A copy of `name` safe to show in one line of a message or a log.
+    /// Quotes `name` for one line of a message or a log, escaping control characters.
     public static func quoted(_ name: String) -> String {
         var text = "'"
         for scalar in name.unicodeScalars {

@@ -33,7 +33,7 @@ public struct Transcript {
 
 /// Transcripts that the protocol's proofs and signatures cover.
 public enum SignedRecord {
-    /// The record a client signs for an upload: the stored name, size and SHA-256 of the
+    /// Builds the record a client signs for an upload: the stored name, size and SHA-256 of the
     /// body, and the id and timestamp of the `put` request that carried them.
     public static func upload(
         name: String, size: UInt64, sha256: String, requestID: String, timestamp: String
@@ -47,7 +47,7 @@ public enum SignedRecord {
         return transcript.bytes
     }
 
-    /// The record the server signs for a download: the name, size and SHA-256 it sent, the
+    /// Builds the record the server signs for a download: the name, size and SHA-256 it sent, the
     /// uploader it named in `get-ready` (empty when unknown), the id of the client's `get`
     /// request and the timestamp of the `get-record` frame.
     public static func download(
@@ -63,7 +63,7 @@ public enum SignedRecord {
         return transcript.bytes
     }
 
-    /// The AuthMessage of a login: both nonces, the verifier's parameters and the TLS channel
+    /// Builds the AuthMessage of a login: both nonces, the verifier's parameters and the TLS channel
     /// binding, so a proof is good for this exchange on this connection only.
     public static func login(
         user: String, clientNonce: String, serverNonce: String, salt: [UInt8], iterations: Int,
@@ -79,7 +79,7 @@ public enum SignedRecord {
         return transcript.bytes
     }
 
-    /// The input of an enrollment proof. `role` is `client` or `server`, so neither side can
+    /// Builds the input of an enrollment proof. `role` is `client` or `server`, so neither side can
     /// reflect the other's proof; the server's proof also covers the CA certificate it sends.
     public static func enrollment(
         role: String, user: String, clientNonce: String, serverNonce: String,

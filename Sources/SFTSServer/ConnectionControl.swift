@@ -1,7 +1,7 @@
 import Foundation
 import SFTSTLS
 
-/// Counts open connections in total and per address, and refuses those over the limits.
+/// Counts open connections in total and per address, and rejects those over the limits.
 final class ConnectionLimiter: @unchecked Sendable {
     private let maxTotal: Int
     private let maxPerAddress: Int
@@ -14,7 +14,7 @@ final class ConnectionLimiter: @unchecked Sendable {
         self.maxPerAddress = maxPerAddress
     }
 
-    /// Reserves a slot for `address`; returns the reason when it is refused.
+    /// Reserves a slot for `address`, or returns the reason it is rejected.
     func admit(_ address: String) -> String? {
         lock.lock()
         defer { lock.unlock() }

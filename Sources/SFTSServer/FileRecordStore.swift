@@ -1,6 +1,6 @@
 import Foundation
 
-/// What the server knows of a file that arrived through `put`.
+/// The server's record of a file that arrived through `put`.
 public struct FileRecord: Codable, Equatable, Sendable {
     public var uploader: String
     public var sha256: String

@@ -415,7 +415,7 @@ final class FileSession: Session {
         logEvent(.info, "passwd", [("user", user)])
     }
 
-    /// Runs a file store call, turning its errors into failures the client is told about.
+    /// Runs a file store call, turning its errors into failures reported to the client.
     private func storeCall<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()

@@ -6,7 +6,7 @@ import SFTSProtocol
     import Glibc
 #endif
 
-/// Why a file operation in the served directory failed.
+/// The reason a file operation in the served directory failed.
 public enum FileStoreError: Error, Equatable, CustomStringConvertible {
     case notFound(String)
     case alreadyExists(String)
@@ -265,7 +265,7 @@ public final class FileStore: Sendable {
         try walk(path.components, create: false)
     }
 
-    /// Opens the folder that holds `path`'s last component, creating missing folders (mode
+    /// Opens the folder that contains `path`'s last component, creating missing folders (mode
     /// 0750) when `create` is true.
     private func openParent(of path: RemotePath, create: Bool) throws -> Int32 {
         try walk(Array(path.components.dropLast()), create: create)

@@ -1,7 +1,7 @@
 import Foundation
 import SFTSProtocol
 
-/// Why a request's envelope was rejected before its command ran.
+/// The reason a request's envelope was rejected before its command ran.
 public struct RequestRejection: Error, Equatable {
     public let code: WireErrorCode
     public let message: String

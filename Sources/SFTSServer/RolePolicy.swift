@@ -55,7 +55,7 @@ public struct RolePolicy: Sendable, Equatable {
         return RolePolicy(permissions: permissions)
     }
 
-    /// The roles.json text of this policy.
+    /// Encodes this policy as roles.json text.
     public func json() throws -> Data {
         let raw = permissions.mapValues { $0.map(\.rawValue).sorted() }
         let encoder = JSONEncoder()

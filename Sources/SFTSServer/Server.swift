@@ -8,7 +8,7 @@ import SFTSTLS
     import Glibc
 #endif
 
-/// What the services of one server share.
+/// The state and helpers the services of one server share.
 final class ServerServices: @unchecked Sendable {
     let configuration: ServerConfiguration
     let pki: ServerPKI
@@ -32,7 +32,7 @@ final class ServerServices: @unchecked Sendable {
         requests = RequestGuard(tolerance: configuration.timestampTolerance)
     }
 
-    /// The current roles.json; read on every use so edits apply without a restart.
+    /// Reads roles.json afresh on every call, so edits apply without a restart.
     func rolePolicy() throws -> RolePolicy {
         try RolePolicy.load(from: configuration.root.roles)
     }
@@ -189,20 +189,20 @@ public final class Server: @unchecked Sendable {
     }
 }
 
-/// Who is on the other end of a connection, for logs and limits.
+/// The peer of a connection, for logs and limits.
 struct PeerInfo {
     let connectionID: Int
     let address: String
     let port: UInt16
 }
 
-/// An error the client is told about in an `error` frame, after which the session goes on
+/// An error reported to the client in an `error` frame, after which the session goes on
 /// unless `closesConnection` is set.
 struct ServiceFailure: Error {
     let code: WireErrorCode
     let message: String
     var closesConnection = false
-    /// The id the error frame carries when it answers a frame that began no exchange yet,
+    /// The id the error frame carries when it responds to a frame that began no exchange yet,
     /// such as a command rejected for its timestamp.
     var requestID: String?
 

@@ -20,7 +20,7 @@ public struct ServerLimits: Sendable {
     public init() {}
 }
 
-/// How `sfts serve` runs.
+/// The settings of `sfts serve`.
 public struct ServerConfiguration: Sendable {
     public var root: StateRoot
     /// The numeric address to listen on; `::` accepts IPv4 and IPv6 clients.

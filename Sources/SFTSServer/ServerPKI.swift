@@ -94,7 +94,7 @@ public struct CAInitOptions: Sendable {
     }
 }
 
-/// What `sfts ca init` created.
+/// The host code, fingerprint, names and files that `sfts ca init` created.
 public struct CAInitResult: Sendable {
     /// The host code in its printed form.
     public let hostCode: String

@@ -50,7 +50,7 @@ public struct UserRecord: Codable, Equatable, Sendable {
     }
 }
 
-/// Why a user store operation failed.
+/// The reason a user store operation failed.
 public enum UserStoreError: Error, Equatable, CustomStringConvertible {
     case alreadyExists(String)
     case notFound(String)

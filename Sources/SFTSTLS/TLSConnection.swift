@@ -17,7 +17,7 @@ public enum TLSError: Error, CustomStringConvertible {
     case certificateRejectedByPeer(String)
     /// The handshake failed for another reason, such as no common cipher suite.
     case handshakeFailed(String)
-    /// The peer stopped answering.
+    /// The peer stopped responding.
     case timedOut(String)
     /// The peer closed the connection without a TLS close_notify, or reset it.
     case connectionLost(String)
@@ -146,8 +146,8 @@ public final class TLSConnection: @unchecked Sendable {
     /// certificate.
     ///
     /// Under TLS 1.3 a server that rejects the client certificate sends its alert and closes
-    /// while the client may already be writing its first request; the write then fails with a
-    /// reset, and the alert is still waiting in the receive buffer.
+    /// while the client may already be writing its first request. That write fails with a
+    /// reset, but the alert is still waiting in the receive buffer.
     private func pendingCertificateAlert() -> TLSError? {
         var byte: UInt8 = 0
         var count = 0
@@ -159,8 +159,8 @@ public final class TLSConnection: @unchecked Sendable {
         return nil
     }
 
-    /// The tls-exporter channel binding of RFC 9266: 32 bytes of keying material exported
-    /// with the label `EXPORTER-Channel-Binding` and no context.
+    /// Exports the tls-exporter channel binding of RFC 9266: 32 bytes of keying material with
+    /// the label `EXPORTER-Channel-Binding` and no context.
     ///
     /// Under TLS 1.2 it is unique to the connection only with the extended master secret
     /// (RFC 7627), so it is refused without it.
