@@ -20,6 +20,8 @@ public struct ClientError: Error, CustomStringConvertible {
         case rejected
         /// A local file, profile or setting is missing or unusable.
         case local
+        /// The user typed a value that cannot be right, such as a malformed host code.
+        case invalidInput
     }
 
     public let kind: Kind
@@ -63,6 +65,22 @@ public struct ClientError: Error, CustomStringConvertible {
             return ClientError(.rejected, error.description)
         default:
             return ClientError(.local, String(describing: error))
+        }
+    }
+
+    /// Validates a remote name typed by the user. One trailing `/`, as `ls` prints after a
+    /// folder name, is dropped when `allowTrailingSlash` is set.
+    static func remotePath(_ text: String, allowRoot: Bool = false, allowTrailingSlash: Bool = false) throws
+        -> RemotePath
+    {
+        var name = text
+        if allowTrailingSlash, name.count > 1, name.hasSuffix("/") {
+            name.removeLast()
+        }
+        do {
+            return try RemotePath(name, allowRoot: allowRoot)
+        } catch {
+            throw wrap(error)
         }
     }
 

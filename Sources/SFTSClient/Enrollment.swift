@@ -71,12 +71,16 @@ public enum Enrollment {
         }
         guard let hostCode = HostCode.normalize(request.hostCode) else {
             throw ClientError(
-                .authentication,
+                .invalidInput,
                 "invalid host code: expected \(HostCode.length) characters such as "
                     + "XXXX-XXXX-...; copy it from 'sfts ca init' output")
         }
         let password = PasswordPolicy.normalize(request.password)
-        try PasswordPolicy().check(password, user: request.user)
+        do {
+            try PasswordPolicy().check(password, user: request.user)
+        } catch {
+            throw ClientError.wrap(error)
+        }
 
         logger.info(
             "enroll.started",
@@ -88,8 +92,16 @@ public enum Enrollment {
         let channelBinding = try transport.connection.channelBinding()
 
         let clientNonce = Data(SecureRandom.bytes(32)).base64EncodedString()
-        try transport.send(.enrollStart, EnrollStart(user: request.user, nonce: clientNonce))
-        let challenge = try transport.receive(.enrollChallenge, EnrollChallenge.self)
+        let challenge: EnrollChallenge
+        do {
+            try transport.send(.enrollStart, EnrollStart(user: request.user, nonce: clientNonce))
+            challenge = try transport.receive(.enrollChallenge, EnrollChallenge.self)
+        } catch TLSError.certificateRejectedByPeer {
+            throw ClientError(
+                .network,
+                "\(request.server):\(request.enrollmentPort) asks for a client certificate, so it is the file "
+                    + "service, not the enrollment service; check --csr-port")
+        }
 
         let key = Array(hostCode.utf8)
         let clientProof = Digest.hmacSHA256(

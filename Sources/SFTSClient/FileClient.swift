@@ -117,7 +117,8 @@ public final class FileClient {
 
     /// Lists a remote folder; an empty path lists the top.
     public func list(_ path: String, long: Bool) throws -> [ListEntry] {
-        try perform("ls", ["path": path]) {
+        let path = try ClientError.remotePath(path, allowRoot: true, allowTrailingSlash: true).description
+        return try perform("ls", ["path": path]) {
             try transport.send(.list, ListRequest(path: path, long: long))
             var entries: [ListEntry] = []
             while true {
@@ -130,7 +131,7 @@ public final class FileClient {
 
     /// Removes a remote file or empty folder.
     public func remove(_ remote: String) throws {
-        let name = try RemotePath(remote).description
+        let name = try ClientError.remotePath(remote, allowTrailingSlash: true).description
         try perform("rm", ["path": name]) {
             try transport.send(.remove, PathRequest(name: name))
             _ = try transport.receive(.removeCompleted, EmptyBody.self)
@@ -143,7 +144,14 @@ public final class FileClient {
     /// the key only after the server accepted the change, so a refusal leaves the old key.
     public func changePassword(to newPassword: String) throws {
         let normalized = PasswordPolicy.normalize(newPassword)
-        try PasswordPolicy().check(normalized, user: user)
+        do {
+            try PasswordPolicy().check(normalized, user: user)
+        } catch {
+            throw ClientError.wrap(error)
+        }
+        guard clientKeyOpens(with: normalized) == false else {
+            throw ClientError(.rejected, "the new password is the same as the current one; choose another")
+        }
         let staged = try profile.stageKey(encryptedKeyPEM: try clientKey.pem(passphrase: normalized))
         do {
             try perform("passwd", [:]) {
@@ -170,7 +178,7 @@ public final class FileClient {
     public func put(localPath: String, remote: String?, force: Bool) throws -> PutOutcome {
         let source = try LocalFile.openForReading(localPath)
         defer { Glibc.close(source.descriptor) }
-        let remoteName = try RemotePath(remote ?? LocalFile.lastComponent(of: localPath)).description
+        let remoteName = try ClientError.remotePath(remote ?? LocalFile.lastComponent(of: localPath)).description
 
         return try perform("put", ["path": remoteName, "bytes": String(source.size)]) {
             let request = try transport.send(
@@ -222,7 +230,7 @@ public final class FileClient {
     /// The body goes to a temporary file beside the target, which takes the target's name
     /// only after the SHA-256 and the server's RSA-PSS signature over the record check out.
     public func get(remote: String, localPath: String?, force: Bool) throws -> GetOutcome {
-        let remoteName = try RemotePath(remote).description
+        let remoteName = try ClientError.remotePath(remote).description
         let target = try FileClient.downloadTarget(remote: remote, localPath: localPath, force: force)
         guard let serverKey = transport.connection.peerCertificate?.publicKey else {
             throw ClientError(.network, "the server certificate has no usable public key")
@@ -282,20 +290,27 @@ public final class FileClient {
     /// remote file name in the current folder. Throws `alreadyExists` when that file exists and
     /// `force` is false, so a caller can check before it connects.
     public static func downloadTarget(remote: String, localPath: String?, force: Bool) throws -> String {
-        let remotePath: RemotePath
-        do {
-            remotePath = try RemotePath(remote)
-        } catch {
-            throw ClientError.wrap(error)
-        }
+        let remotePath = try ClientError.remotePath(remote)
         let target = LocalFile.downloadTarget(localPath, remoteName: remotePath.lastComponent)
         if !force, FileManager.default.fileExists(atPath: target) {
             throw ClientError(.alreadyExists, "\(target) already exists; use --force to replace it")
+        }
+        let folder = (target as NSString).deletingLastPathComponent
+        var isFolder: ObjCBool = false
+        if !folder.isEmpty,
+            !FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) || !isFolder.boolValue
+        {
+            throw ClientError(.local, "cannot save to \(target): folder \(folder) does not exist")
         }
         return target
     }
 
     // MARK: - Helpers
+
+    /// Returns true when `password` also decrypts the client key, that is, it is the current one.
+    private func clientKeyOpens(with password: String) -> Bool {
+        (try? profile.clientKey(password: password)) != nil
+    }
 
     /// Writes part of an upload body. When the server cut the connection, its error frame is
     /// usually already waiting and explains more than the broken pipe.

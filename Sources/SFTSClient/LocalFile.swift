@@ -35,7 +35,7 @@ enum LocalFile {
         guard let localPath, !localPath.isEmpty else { return remoteName }
         var isFolder: ObjCBool = false
         if FileManager.default.fileExists(atPath: localPath, isDirectory: &isFolder), isFolder.boolValue {
-            return URL(fileURLWithPath: localPath).appendingPathComponent(remoteName).path
+            return localPath.hasSuffix("/") ? localPath + remoteName : localPath + "/" + remoteName
         }
         return localPath
     }

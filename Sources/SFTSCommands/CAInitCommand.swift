@@ -1,4 +1,5 @@
 import Foundation
+import SFTSClient
 import SFTSServer
 
 /// `sfts ca init`.
@@ -18,6 +19,12 @@ enum CAInitCommand {
             throw UsageError(
                 "the PKI passphrase has \(length) characters; use at least "
                     + "\(CAInitializer.minimumPassphraseLength)")
+        }
+        if !arguments.flag("--force"), FileManager.default.fileExists(atPath: root.caCertificate.path) {
+            throw ClientError(
+                .alreadyExists,
+                "a CA already exists in \(root.certificatesFolder.path); pass --force to replace it, which "
+                    + "invalidates every certificate it issued")
         }
         let options = CAInitOptions(
             hosts: hosts, keyBits: keyBits, passphrase: passphrase, force: arguments.flag("--force"))

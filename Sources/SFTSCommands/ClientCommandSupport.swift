@@ -143,9 +143,11 @@ enum PasswdCommand {
 enum HelpCommand {
     /// Prints help for the command `topic` names, as separate words or one quoted string.
     static func run(topic: [String]) throws -> ExitCode {
-        let words = topic.flatMap { $0.split(separator: " ").map(String.init) }.filter {
-            $0 != "--help" && $0 != "-h"
+        if topic == ["--help"] || topic == ["-h"] {
+            Console.out(CommandCatalog.help.help)
+            return .success
         }
+        let words = topic.flatMap { $0.split(separator: " ").map(String.init) }
         guard !words.isEmpty else {
             Console.out(CommandCatalog.overview)
             return .success

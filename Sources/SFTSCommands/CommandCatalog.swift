@@ -39,6 +39,14 @@ public enum CommandCatalog {
         OptionSpec(
             "--time-tolerance", value: "S",
             help: "accepted difference between request timestamps and the server clock (default: 30)"),
+        OptionSpec(
+            "--max-auth-failures", value: "N",
+            help: "authentication failures from one address that block it (default: 3)"),
+        OptionSpec(
+            "--failure-window", value: "S",
+            help: "seconds over which authentication failures count (default: 86400)"),
+        OptionSpec(
+            "--block-duration", value: "S", help: "seconds an address stays blocked (default: 86400)"),
     ]
 
     public static let caInit = CommandSpec(
@@ -54,7 +62,8 @@ public enum CommandCatalog {
             OptionSpec("--force", help: "replace an existing CA, invalidating every certificate it issued"),
         ],
         details: "Prints the host code, which users need to enroll, and the CA certificate's "
-            + "SHA-256 fingerprint. Private keys are encrypted with the PKI passphrase.")
+            + "SHA-256 fingerprint. Private keys are encrypted with the PKI passphrase, which must have "
+            + "at least 15 characters.")
 
     public static let serve = CommandSpec(
         ["serve"],
@@ -153,6 +162,19 @@ public enum CommandCatalog {
         positionals: [PositionalSpec("NAME", help: "the user")],
         options: [root])
 
+    public static let blockList = CommandSpec(
+        ["block", "list"],
+        summary: "List addresses blocked after repeated authentication failures, with the block's end.",
+        options: [root])
+
+    public static let blockLift = CommandSpec(
+        ["block", "lift"], summary: "Lift the block on an address and forget its failures.",
+        positionals: [
+            PositionalSpec(
+                "ADDRESS", help: "an IPv4 address, an IPv6 address (its /64 is lifted) or a key from block list")
+        ],
+        options: [root])
+
     public static let help = CommandSpec(
         ["help"], summary: "Show help for sfts or for one command.",
         positionals: [PositionalSpec("COMMAND", required: false, help: "a command, such as put or 'ca init'")],
@@ -170,7 +192,7 @@ public enum CommandCatalog {
     /// Every command, in the order help lists them.
     public static let all: [CommandSpec] = [
         caInit, serve, csrServe, enroll, put, get, ls, rm, passwd, userList, userRole, userRemove,
-        help, demo,
+        blockList, blockLift, help, demo,
     ]
 
     /// Finds the command the leading tokens name; returns it and the number of tokens used.

@@ -70,6 +70,8 @@ public enum CommandLineTool {
         case CommandCatalog.userList.path: return try UserCommand.list(parsed)
         case CommandCatalog.userRole.path: return try UserCommand.role(parsed)
         case CommandCatalog.userRemove.path: return try UserCommand.remove(parsed)
+        case CommandCatalog.blockList.path: return try BlockCommand.list(parsed)
+        case CommandCatalog.blockLift.path: return try BlockCommand.lift(parsed)
         case CommandCatalog.demo.path: return try DemoCommand.run(parsed)
         default:
             throw UsageError("command '\(spec.name)' is not implemented")

@@ -179,9 +179,12 @@ private final class Demo {
                 let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
                 throw DemoFailure(message: "the server exited: \(text)", code: .failure)
             }
-            if isListening(filePort) && isListening(enrollmentPort) {
-                Console.out(
-                    "    listening on 127.0.0.1:\(filePort) (files) and 127.0.0.1:\(enrollmentPort) (enrollment)")
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if isListening(filePort) && isListening(enrollmentPort) && text.contains("server.started") {
+                // Show what the server itself reported, its start-up log line.
+                for line in text.split(separator: "\n") {
+                    Console.out("    " + line)
+                }
                 return
             }
             usleep(20_000)

@@ -66,6 +66,7 @@ public enum ExitCode: Int32, CaseIterable, Sendable {
         case .network: return .network
         case .rejected: return .rejected
         case .local: return .failure
+        case .invalidInput: return .usage
         }
     }
 }

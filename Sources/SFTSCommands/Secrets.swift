@@ -60,10 +60,10 @@ enum Secrets {
         guard let text = String(data: data, encoding: .utf8) else {
             throw UsageError("\(source.what) file \(path) is not UTF-8 text")
         }
-        let line =
-            text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first
-            .map(String.init) ?? ""
-        let secret = line.hasSuffix("\r") ? String(line.dropLast()) : line
+        // Split on scalars: Swift reads "\r\n" as one Character, which equals neither "\r" nor "\n".
+        let scalars = text.unicodeScalars
+        let end = scalars.firstIndex { $0 == "\n" || $0 == "\r" } ?? scalars.endIndex
+        let secret = String(scalars[scalars.startIndex..<end])
         guard !secret.isEmpty else {
             throw UsageError("\(source.what) file \(path) is empty")
         }

@@ -48,6 +48,11 @@ enum ServeCommand {
         configuration.runsFileService = !enrollmentOnly
         configuration.runsEnrollmentService = enrollmentOnly || !arguments.flag("--no-csr")
         if let listen = arguments.value("--listen") {
+            guard CAInitializer.isIPAddress(listen) else {
+                throw UsageError(
+                    "invalid --listen address '\(listen)': give a numeric IPv4 or IPv6 address, such as "
+                        + "127.0.0.1 or ::")
+            }
             configuration.listenAddress = listen
         }
         if let port = try arguments.port("--port") {
@@ -81,6 +86,15 @@ enum ServeCommand {
         configuration.limits = limits
         if let seconds = try arguments.seconds("--time-tolerance", in: 1...3600) {
             configuration.timestampTolerance = seconds
+        }
+        if let count = try arguments.integer("--max-auth-failures", in: 1...1_000_000) {
+            configuration.blockPolicy.threshold = count
+        }
+        if let seconds = try arguments.seconds("--failure-window", in: 1...31_536_000) {
+            configuration.blockPolicy.window = seconds
+        }
+        if let seconds = try arguments.seconds("--block-duration", in: 1...31_536_000) {
+            configuration.blockPolicy.duration = seconds
         }
         if configuration.runsFileService && configuration.runsEnrollmentService
             && configuration.filePort == configuration.enrollmentPort

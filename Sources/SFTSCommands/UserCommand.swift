@@ -1,4 +1,5 @@
 import Foundation
+import SFTSClient
 import SFTSServer
 
 /// `sfts user list`, `sfts user role` and `sfts user remove`, run on the server host against
@@ -66,5 +67,39 @@ enum Table {
                 index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
             }.joined(separator: "  ")
         }.joined(separator: "\n")
+    }
+}
+
+/// `sfts block list` and `sfts block lift`, run on the server host against blocked_ip.json and
+/// auth_failures.json. A running server reads both on every connection.
+enum BlockCommand {
+    static func store(_ root: StateRoot) -> JSONAuthenticationFailureStore {
+        JSONAuthenticationFailureStore(failures: root.authFailures, blocks: root.blockedAddresses)
+    }
+
+    static func list(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = ServerCommandSupport.root(arguments)
+        let blocks = try store(root).activeBlocks(at: Date())
+        guard !blocks.isEmpty else {
+            Console.error("no blocked addresses in \(root.blockedAddresses.path)")
+            return .success
+        }
+        let rows = blocks.keys.sorted().map { key -> [String] in
+            let block = blocks[key]!
+            return [key, block.since, block.until, String(block.failures), Console.displayName(block.lastReason)]
+        }
+        Console.out(Table.render([["ADDRESS", "SINCE", "UNTIL", "FAILURES", "LAST REASON"]] + rows))
+        return .success
+    }
+
+    static func lift(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = ServerCommandSupport.root(arguments)
+        let address = arguments.positional(0)!
+        let key = address.hasSuffix("/64") ? address : AddressGuard.key(for: address)
+        guard try store(root).lift(key) else {
+            throw ClientError(.notFound, "\(key) is not blocked; 'sfts block list' shows the blocked addresses")
+        }
+        Console.out("lifted the block on \(key)")
+        return .success
     }
 }

@@ -58,7 +58,7 @@ public struct PasswordPolicy: Sendable {
                 reason: "it is on the list of common or breached passwords; choose another")
         }
         if user.count >= 3, lowered.contains(user.lowercased()) {
-            throw PasswordPolicyError(reason: "it contains the user name")
+            throw PasswordPolicyError(reason: "it contains the user name '\(user)' (in upper or lower case)")
         }
         if Set(lowered.unicodeScalars).count < 5 {
             throw PasswordPolicyError(

@@ -13,6 +13,10 @@ final class EnrollmentSession: Session {
     /// Nonces are 16 to 64 random bytes, base64.
     static let nonceBytes = 32
 
+    /// Set once the client has proved the host code; failures before that count against its
+    /// address.
+    private var proofVerified = false
+
     init(services: ServerServices, connection: TLSConnection, peer: PeerInfo) {
         super.init(services: services, connection: connection, peer: peer, service: "enrollment")
     }
@@ -24,6 +28,9 @@ final class EnrollmentSession: Session {
             try enroll(requestID: &requestID)
             logClosed()
         } catch let failure as ServiceFailure {
+            if !proofVerified {
+                recordAuthenticationFailure(failure)
+            }
             _ = report(failure, requestID: requestID, command: "enroll")
             logClosed()
         } catch {
@@ -65,6 +72,7 @@ final class EnrollmentSession: Session {
                 "enrollment refused: the host code proof is wrong; check the code with the "
                     + "server operator", closesConnection: true)
         }
+        proofVerified = true
 
         if try services.users.user(named: start.user) != nil {
             logEvent(.warning, "enroll.rejected", [("user", start.user), ("reason", "user exists")])

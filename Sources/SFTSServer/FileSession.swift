@@ -47,6 +47,8 @@ final class FileSession: Session {
         do {
             try login(certificateName: commonName, certificate: certificate, requestID: &requestID)
         } catch let failure as ServiceFailure {
+            // Every failed login counts, whatever the client sent instead of a valid proof.
+            recordAuthenticationFailure(failure)
             _ = report(failure, requestID: requestID, command: "login")
             logClosed()
             return
@@ -157,6 +159,7 @@ final class FileSession: Session {
         }
 
         user = start.user
+        services.addressGuard.recordSuccess(for: peer.address)
         let permissions = try services.rolePolicy().permissions[record.role] ?? []
         let signature = SCRAM.serverSignature(serverKey: verifier.serverKey, authMessage: authMessage)
         try channel.send(

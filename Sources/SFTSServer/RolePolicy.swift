@@ -28,7 +28,9 @@ public struct RolePolicy: Sendable, Equatable {
             data = try Data(contentsOf: url)
         } catch {
             throw StateError(
-                path: url.path, reason: "cannot read the roles file; 'sfts ca init' creates it")
+                path: url.path,
+                reason: "cannot read the roles file; pass --root with the server state root, where "
+                    + "'sfts ca init' created it")
         }
         let raw: [String: [String]]
         do {

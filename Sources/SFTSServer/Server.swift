@@ -17,6 +17,7 @@ final class ServerServices: @unchecked Sendable {
     let files: FileStore
     let issuedCertificates: IssuedCertificateStore
     let requests: RequestGuard
+    let addressGuard: AddressGuard
     let logger: Logger
     let watchdog = DeadlineWatchdog()
 
@@ -30,6 +31,9 @@ final class ServerServices: @unchecked Sendable {
         files = FileStore(root: root.directory)
         issuedCertificates = FolderIssuedCertificateStore(folder: root.issuedFolder)
         requests = RequestGuard(tolerance: configuration.timestampTolerance)
+        addressGuard = AddressGuard(
+            store: JSONAuthenticationFailureStore(failures: root.authFailures, blocks: root.blockedAddresses),
+            policy: configuration.blockPolicy, logger: logger)
     }
 
     /// Reads roles.json afresh on every call, so edits apply without a restart.

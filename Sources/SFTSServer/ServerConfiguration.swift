@@ -34,6 +34,8 @@ public struct ServerConfiguration: Sendable {
     public var timestampTolerance: TimeInterval = 30
     /// Lifetime of issued client certificates.
     public var clientCertificateDays = 90
+    /// When authentication failures block an address.
+    public var blockPolicy = BlockPolicy()
     /// PBKDF2 iterations for verifiers made at enrollment and password change.
     public var verifierIterations = PasswordVerifier.defaultIterations
 

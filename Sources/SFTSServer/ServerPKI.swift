@@ -34,11 +34,13 @@ public final class ServerPKI: @unchecked Sendable {
         }
         let caCertificate = try Certificate(contentsOf: root.caCertificate)
         let caKey = try PrivateKey(
-            pem: try readText(root.caKey), passphrase: passphrase, what: "the CA key")
+            pem: try readText(root.caKey), passphrase: passphrase,
+            what: "\(root.caKey.path) with this PKI passphrase")
         let authority = try CertificateAuthority(certificate: caCertificate, key: caKey)
         let serverCertificate = try Certificate(contentsOf: root.serverCertificate)
         let serverKey = try PrivateKey(
-            pem: try readText(root.serverKey), passphrase: passphrase, what: "the server key")
+            pem: try readText(root.serverKey), passphrase: passphrase,
+            what: "\(root.serverKey.path) with this PKI passphrase")
         guard serverCertificate.matches(serverKey) else {
             throw StateError(
                 path: root.serverKey.path, reason: "does not match server_certificate.pem")
@@ -202,7 +204,8 @@ public enum CAInitializer {
         return (dnsNames, ipAddresses)
     }
 
-    static func isIPAddress(_ text: String) -> Bool {
+    /// Returns true for a numeric IPv4 or IPv6 address.
+    public static func isIPAddress(_ text: String) -> Bool {
         var buffer = [UInt8](repeating: 0, count: 16)
         return inet_pton(AF_INET, text, &buffer) == 1 || inet_pton(AF_INET6, text, &buffer) == 1
     }

@@ -53,7 +53,27 @@ class Session {
         }
         services.watchdog.set(connection, deadline: nil)
         connection.setTimeouts(receive: limits.idleTimeout, send: limits.idleTimeout)
+        if let block = services.addressGuard.activeBlock(for: peer.address) {
+            logEvent(.warning, "connection.blocked", [("until", block.until)])
+            try? channel.sendError(
+                .blocked,
+                "address \(peer.address) is blocked until \(block.until) after \(block.failures) "
+                    + "authentication failures; ask the server operator to lift the block", id: "-")
+            return false
+        }
         return true
+    }
+
+    /// Counts a failed login or enrollment against the peer's address, which may block it.
+    /// A clock out of tolerance or a server fault is not the client's attempt to get in, so
+    /// those do not count.
+    func recordAuthenticationFailure(_ failure: ServiceFailure) {
+        switch failure.code {
+        case .staleTimestamp, .internalError, .busy, .unsupportedVersion:
+            return
+        default:
+            services.addressGuard.recordFailure(for: peer.address, reason: failure.message)
+        }
     }
 
     /// Receives the next request within the idle timeout and checks its id and timestamp.
