@@ -273,6 +273,8 @@ final class FileSession: Session {
         let hasher = SHA256Hasher()
         var remaining = request.size
         var storeError: Error?
+        startBody()
+        defer { finishBody() }
         while remaining > 0 {
             let count = Int(min(UInt64(buffer.count), remaining))
             let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
@@ -291,7 +293,9 @@ final class FileSession: Session {
                 }
             }
             remaining -= UInt64(received)
+            bodyAdvanced(by: received)
         }
+        finishBody()
         let digest = hasher.finish().hexString
 
         let (recordFrame, record) = try expectRequest(.putRecord, TransferRecord.self)
@@ -355,6 +359,8 @@ final class FileSession: Session {
 
         let hasher = SHA256Hasher()
         var remaining = size
+        startBody()
+        defer { finishBody() }
         while remaining > 0 {
             let count = Int(min(UInt64(buffer.count), remaining))
             let read = Glibc.read(descriptor, buffer.baseAddress, count)
@@ -370,7 +376,9 @@ final class FileSession: Session {
             hasher.update(data)
             try channel.writeRaw(data)
             remaining -= UInt64(read)
+            bodyAdvanced(by: read)
         }
+        finishBody()
         let digest = hasher.finish().hexString
         let now = Date()
         let signed = SignedRecord.download(

@@ -135,6 +135,32 @@ class Session {
         return !failure.closesConnection
     }
 
+    /// The least a file body must move within each idle timeout, in bytes, so a client that
+    /// trickles a byte at a time cannot hold a connection for hours.
+    static let minimumBodyProgress = 64 * 1024
+
+    private var bodyProgress = 0
+
+    /// Arms the watchdog for a file body: the connection is cut unless
+    /// ``minimumBodyProgress`` bytes pass within each idle timeout.
+    func startBody() {
+        bodyProgress = 0
+        services.watchdog.set(connection, deadline: Date() + limits.idleTimeout)
+    }
+
+    /// Counts body bytes and re-arms the watchdog each time enough have passed.
+    func bodyAdvanced(by count: Int) {
+        bodyProgress += count
+        if bodyProgress >= Session.minimumBodyProgress {
+            bodyProgress = 0
+            services.watchdog.set(connection, deadline: Date() + limits.idleTimeout)
+        }
+    }
+
+    func finishBody() {
+        services.watchdog.set(connection, deadline: nil)
+    }
+
     /// Accepts nonces of 16 to 64 random bytes in base64.
     static func isValidNonce(_ text: String) -> Bool {
         guard let data = Data(base64Encoded: text) else { return false }
@@ -147,7 +173,11 @@ class Session {
             ("duration.ms", String(Int(Date().timeIntervalSince(openedAt) * 1000)))
         ]
         if services.watchdog.didExpire(connection) {
-            fields.append(("error", "frame not received within \(Int(limits.idleTimeout)) s"))
+            fields.append(
+                (
+                    "error",
+                    "cut off: no complete frame, or under 64 KiB of file body, within \(Int(limits.idleTimeout)) s"
+                ))
             logEvent(.warning, "connection.timed-out", fields)
             return
         }

@@ -183,9 +183,14 @@ public final class TCPListener: @unchecked Sendable {
 
 /// Outgoing TCP connections.
 public enum TCPClient {
-    /// Connects to `host`:`port`, trying each resolved address until one answers within
+    /// Connects to `host`:`port`, trying each resolved address until one responds within
     /// `timeout` seconds. Returns a blocking descriptor with TCP_NODELAY set.
-    public static func connect(host: String, port: UInt16, timeout: TimeInterval) throws -> Int32 {
+    ///
+    /// - Parameter sourceAddress: A numeric local address to connect from, such as another
+    ///   loopback address; by default the system picks one.
+    public static func connect(
+        host: String, port: UInt16, timeout: TimeInterval, sourceAddress: String? = nil
+    ) throws -> Int32 {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_flags = AI_NUMERICSERV
@@ -206,6 +211,11 @@ public enum TCPClient {
                 Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             if descriptor < 0 {
                 lastReason = String(cString: strerror(errno))
+                continue
+            }
+            if let sourceAddress, !bind(descriptor, to: sourceAddress, family: current.pointee.ai_family) {
+                lastReason = "cannot bind to source address \(sourceAddress): \(String(cString: strerror(errno)))"
+                Glibc.close(descriptor)
                 continue
             }
             let flags = fcntl(descriptor, F_GETFL)
@@ -238,5 +248,16 @@ public enum TCPClient {
             return descriptor
         }
         throw NetworkError.connectFailed(host: host, port: port, reason: lastReason)
+    }
+
+    private static func bind(_ descriptor: Int32, to address: String, family: Int32) -> Bool {
+        var hints = addrinfo()
+        hints.ai_family = family
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(address, nil, &hints, &list) == 0, let first = list else { return false }
+        defer { freeaddrinfo(list) }
+        return Glibc.bind(descriptor, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0
     }
 }

@@ -10,10 +10,11 @@ final class HostileClient {
     let connection: TLSConnection
     let channel: FrameChannel
 
-    private init(port: UInt16, context: TLSContext) throws {
+    private init(port: UInt16, context: TLSContext, sourceAddress: String?) throws {
         // A write after the server hung up must fail, not end the test process.
         signal(SIGPIPE, SIG_IGN)
-        let descriptor = try TCPClient.connect(host: "127.0.0.1", port: port, timeout: 10)
+        let descriptor = try TCPClient.connect(
+            host: "127.0.0.1", port: port, timeout: 10, sourceAddress: sourceAddress)
         connection = try TLSConnection(context: context, descriptor: descriptor, expectedHost: "127.0.0.1")
         connection.setTimeouts(receive: 20, send: 20)
         try connection.connect()
@@ -26,20 +27,25 @@ final class HostileClient {
         connection.close()
     }
 
-    /// Connects to the file service with a client's certificate and key.
-    static func fileService(_ server: TestServer, as client: TestClient) throws -> HostileClient {
+    /// Connects to the file service with a client's certificate and key, from `sourceAddress`
+    /// when given (another loopback address, so one test can play several clients).
+    static func fileService(_ server: TestServer, as client: TestClient, from sourceAddress: String? = nil) throws
+        -> HostileClient
+    {
         let ca = try Certificate(contentsOf: client.profileFile("ca_certificate.pem"))
         let certificate = try Certificate(contentsOf: client.profileFile("client_certificate.pem"))
         let key = try PrivateKey(
             pem: try String(contentsOf: client.profileFile("client_key.pem"), encoding: .utf8),
             passphrase: client.password)
         return try HostileClient(
-            port: server.filePort, context: try TLSContext.client(trusting: ca, certificate: certificate, key: key))
+            port: server.filePort, context: try TLSContext.client(trusting: ca, certificate: certificate, key: key),
+            sourceAddress: sourceAddress)
     }
 
     /// Connects to the enrollment service without verifying the server, as enrollment does.
-    static func enrollment(_ server: TestServer) throws -> HostileClient {
-        try HostileClient(port: server.enrollmentPort, context: try TLSContext.client(trusting: nil))
+    static func enrollment(_ server: TestServer, from sourceAddress: String? = nil) throws -> HostileClient {
+        try HostileClient(
+            port: server.enrollmentPort, context: try TLSContext.client(trusting: nil), sourceAddress: sourceAddress)
     }
 
     /// Sends a frame with any type, id, timestamp text and protocol version.
@@ -123,8 +129,8 @@ final class HostileFixture {
     let alice: TestClient
     let bob: TestClient
 
-    init() throws {
-        server = try TestServer()
+    init(serverArguments: [String] = [], listenAddress: String = "127.0.0.1") throws {
+        server = try TestServer(extraArguments: serverArguments, listenAddress: listenAddress)
         alice = try TestClient(user: "alice", password: TestSecrets.alicePassword)
         bob = try TestClient(user: "bob", password: TestSecrets.bobPassword)
         for client in [alice, bob] {

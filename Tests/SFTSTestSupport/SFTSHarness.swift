@@ -55,7 +55,10 @@ public final class TestServer: @unchecked Sendable {
     public let logFile: URL
 
     /// Creates a state root with 2048-bit keys and starts the server on it.
-    public init(extraArguments: [String] = []) throws {
+    ///
+    /// - Parameter listenAddress: The numeric address to listen on; `::ffff:127.0.0.1` makes an
+    ///   IPv6 socket that receives IPv4 loopback clients as IPv4-mapped addresses.
+    public init(extraArguments: [String] = [], listenAddress: String = "127.0.0.1") throws {
         folder = try TemporaryFolder(prefix: "sfts-server")
         root = folder.path("root")
         let initResult = try ProcessRunner.run(
@@ -74,7 +77,8 @@ public final class TestServer: @unchecked Sendable {
             let ports = (try FreePort.pick(), try FreePort.pick())
             guard ports.0 != ports.1 else { continue }
             do {
-                process = try Self.launch(root: root, ports: ports, log: logFile, extra: extraArguments)
+                process = try Self.launch(
+                    root: root, ports: ports, log: logFile, extra: ["--listen", listenAddress] + extraArguments)
                 filePort = ports.0
                 enrollmentPort = ports.1
                 return
@@ -95,7 +99,7 @@ public final class TestServer: @unchecked Sendable {
         process.executableURL = SFTSBinary.url
         process.arguments =
             [
-                "serve", "--root", root.path, "--listen", "127.0.0.1", "--port", String(ports.0),
+                "serve", "--root", root.path, "--port", String(ports.0),
                 "--csr-port", String(ports.1),
             ] + extra
         var environment = ProcessInfo.processInfo.environment

@@ -179,3 +179,50 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: folder.path("directory/sub/keep.txt").path))
     }
 }
+
+@Suite struct AddressGuardTests {
+    @Test(arguments: [
+        ("127.0.0.1", "127.0.0.1"), ("::ffff:10.1.2.3", "10.1.2.3"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"), ("::1", "::/64"), ("fe80::1", "fe80::/64"),
+    ])
+    func keyGroupsIPv6By64(_ address: String, _ key: String) {
+        #expect(AddressGuard.key(for: address) == key)
+    }
+
+    @Test func thresholdWithinWindowBlocks() throws {
+        let folder = try TemporaryFolder()
+        let store = JSONAuthenticationFailureStore(
+            failures: folder.path("auth_failures.json"), blocks: folder.path("blocked_ip.json"))
+        var policy = BlockPolicy()
+        policy.threshold = 3
+        policy.window = 60
+        policy.duration = 600
+        let guardian = AddressGuard(store: store, policy: policy, logger: .discarding)
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+
+        #expect(guardian.recordFailure(for: "192.0.2.1", reason: "r", at: start) == nil)
+        #expect(guardian.recordFailure(for: "192.0.2.1", reason: "r", at: start + 10) == nil)
+        // The first failure has left the 60 s window, so this is two of three, not three.
+        #expect(guardian.recordFailure(for: "192.0.2.1", reason: "r", at: start + 65) == nil)
+        let block = try #require(guardian.recordFailure(for: "192.0.2.1", reason: "last", at: start + 66))
+        #expect(block.failures == 3)
+        #expect(block.lastReason == "last")
+        #expect(guardian.activeBlock(for: "192.0.2.1", at: start + 67) != nil)
+        #expect(guardian.activeBlock(for: "192.0.2.2", at: start + 67) == nil)
+        #expect(guardian.activeBlock(for: "192.0.2.1", at: start + 667) == nil)
+        #expect(try store.lift("192.0.2.1") == true)
+        #expect(try store.lift("192.0.2.1") == false)
+    }
+
+    @Test func successClearsFailures() throws {
+        let folder = try TemporaryFolder()
+        let store = JSONAuthenticationFailureStore(
+            failures: folder.path("auth_failures.json"), blocks: folder.path("blocked_ip.json"))
+        let guardian = AddressGuard(store: store, policy: BlockPolicy(), logger: .discarding)
+        guardian.recordFailure(for: "192.0.2.9", reason: "r")
+        guardian.recordFailure(for: "192.0.2.9", reason: "r")
+        guardian.recordSuccess(for: "192.0.2.9")
+        #expect(guardian.recordFailure(for: "192.0.2.9", reason: "r") == nil)
+    }
+}
