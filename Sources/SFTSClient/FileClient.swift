@@ -295,11 +295,9 @@ public final class FileClient {
         if !force, FileManager.default.fileExists(atPath: target) {
             throw ClientError(.alreadyExists, "\(target) already exists; use --force to replace it")
         }
-        let folder = (target as NSString).deletingLastPathComponent
+        let folder = LocalFile.parentFolder(of: target)
         var isFolder: ObjCBool = false
-        if !folder.isEmpty,
-            !FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) || !isFolder.boolValue
-        {
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
             throw ClientError(.local, "cannot save to \(target): folder \(folder) does not exist")
         }
         return target

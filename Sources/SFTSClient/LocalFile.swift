@@ -37,7 +37,24 @@ enum LocalFile {
         if FileManager.default.fileExists(atPath: localPath, isDirectory: &isFolder), isFolder.boolValue {
             return localPath.hasSuffix("/") ? localPath + remoteName : localPath + "/" + remoteName
         }
+        // A path ending in "/" names a folder, which must exist; saving inside it shows that.
+        if localPath.hasSuffix("/") {
+            return localPath + remoteName
+        }
         return localPath
+    }
+
+    /// Returns the folder part of a local path: "." for a bare name, "/" for a file in the
+    /// root. Foundation's deletingLastPathComponent crashes on one-character names in
+    /// swift-corelibs-foundation 6.3, so this splits the string itself.
+    static func parentFolder(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") {
+            trimmed.removeLast()
+        }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        let folder = trimmed[..<slash]
+        return folder.isEmpty ? "/" : String(folder)
     }
 
     static func withBuffer<T>(_ size: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> T)

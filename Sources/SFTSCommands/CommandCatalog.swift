@@ -27,7 +27,8 @@ public enum CommandCatalog {
             help: "seconds a client has to finish the TLS handshake (default: 10)"),
         OptionSpec(
             "--idle-timeout", value: "S",
-            help: "seconds a connection may stay silent, and the time for one frame (default: 60)"),
+            help: "seconds a connection may stay silent, the time for one frame, and the time for each "
+                + "64 KiB of a file body (default: 60)"),
         OptionSpec(
             "--max-connections", value: "N", help: "connections open at once (default: 512)"),
         OptionSpec(

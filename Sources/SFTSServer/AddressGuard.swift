@@ -48,7 +48,7 @@ public protocol AuthenticationFailureStore: Sendable {
     func setBlock(_ key: String, _ block: AddressBlock) throws
     /// The block of `key` if it lasts past `date`.
     func activeBlock(_ key: String, at date: Date) throws -> AddressBlock?
-    /// Every block that lasts past `date`; expired ones are dropped from the store.
+    /// Every block that lasts past `date`.
     func activeBlocks(at date: Date) throws -> [String: AddressBlock]
     /// Removes the block and the failures of `key`; returns false when there was no block.
     func lift(_ key: String) throws -> Bool
@@ -94,10 +94,7 @@ public struct JSONAuthenticationFailureStore: AuthenticationFailureStore {
     }
 
     public func activeBlocks(at date: Date) throws -> [String: AddressBlock] {
-        try blocks.update { table in
-            table = table.filter { $0.value.end > date }
-            return table
-        }
+        try blocks.read().filter { $0.value.end > date }
     }
 
     public func lift(_ key: String) throws -> Bool {

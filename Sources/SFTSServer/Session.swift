@@ -93,7 +93,9 @@ class Session {
         do {
             try services.requests.check(id: frame.id, timestamp: frame.timestamp)
         } catch let rejection as RequestRejection {
-            throw ServiceFailure(rejection.code, rejection.message, requestID: frame.id)
+            // An id that breaks the id rules is not echoed back.
+            let echoed = RequestID.isValid(frame.id) ? frame.id : "-"
+            throw ServiceFailure(rejection.code, rejection.message, requestID: echoed)
         }
         return frame
     }
@@ -103,9 +105,9 @@ class Session {
         IncomingFrame, Body
     ) {
         guard let frame = try receiveRequest() else {
-            throw ServiceFailure(
-                .invalidRequest, "connection closed before \(type.rawValue)",
-                closesConnection: true)
+            // A client that hangs up between frames has tried nothing; health checks and TLS
+            // scanners do this, and must not count as authentication failures.
+            throw ProtocolError.connectionClosed
         }
         do {
             return (frame, try frame.expect(type, Body.self))

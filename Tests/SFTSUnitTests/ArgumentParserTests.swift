@@ -63,3 +63,27 @@ import Testing
         #expect(Set(codes).count == codes.count)
     }
 }
+
+@Suite struct ManualCoverageTests {
+    static let manual: String = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        return (try? String(contentsOf: root.appendingPathComponent("man/sfts.1"), encoding: .utf8)) ?? ""
+    }()
+
+    @Test func manualNamesEveryCommandAndOption() {
+        #expect(!Self.manual.isEmpty, "man/sfts.1 not found")
+        for spec in CommandCatalog.all {
+            #expect(Self.manual.contains(spec.name), "man/sfts.1 lacks the command '\(spec.name)'")
+            for option in spec.options {
+                #expect(Self.manual.contains(option.name), "man/sfts.1 lacks \(option.name) of '\(spec.name)'")
+            }
+        }
+    }
+
+    @Test func manualDocumentsEveryExitCode() {
+        for code in ExitCode.allCases {
+            #expect(Self.manual.contains(".It \(code.rawValue)\n"), "man/sfts.1 lacks exit status \(code.rawValue)")
+        }
+    }
+}
