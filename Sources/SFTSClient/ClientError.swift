@@ -41,7 +41,8 @@ public struct ClientError: Error, CustomStringConvertible {
             return error
         case let error as ProtocolError:
             if case .remote(let code, let message) = error {
-                return ClientError(kind(for: code), message)
+                // The message comes from the server; it must not drive the user's terminal.
+                return ClientError(kind(for: code), DisplayText.escaped(message))
             }
             return ClientError(.network, "protocol error: \(error)")
         case let error as TLSError:

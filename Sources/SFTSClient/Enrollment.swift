@@ -17,6 +17,10 @@ public struct EnrollmentRequest: Sendable {
     public var profileName: String
     /// Replace an existing profile of the same name.
     public var force: Bool
+    /// The SHA-256 fingerprint the server's CA certificate must have, as `sfts ca init` prints
+    /// it. Everyone invited holds the host code, so only this pin tells the real server from
+    /// another holder of the code posing as it.
+    public var caFingerprint: String?
     public var timeouts = ClientTimeouts()
 
     public init(
@@ -133,6 +137,15 @@ public enum Enrollment {
                 "the server did not prove that it holds the host code for this connection; "
                     + "someone may be intercepting it, so nothing was sent")
         }
+        if let pinned = request.caFingerprint {
+            let received = caCertificate.sha256Fingerprint
+            guard let expected = Enrollment.parseFingerprint(pinned), expected == received else {
+                throw ClientError(
+                    .authentication,
+                    "the server's CA fingerprint \(received.colonHexString) does not match --ca-fingerprint "
+                        + "\(pinned); the server may be an impostor, so nothing was sent")
+            }
+        }
         try checkServerCertificate(transport.connection, ca: caCertificate, host: request.server)
 
         let clientKey = try PrivateKey.generateRSA(bits: request.keyBits)
@@ -166,6 +179,13 @@ public enum Enrollment {
                 "role": completed.role, "certificate.serial": certificate.serialNumberHex,
             ])
         return profile
+    }
+
+    /// Parses a SHA-256 fingerprint written as hexadecimal, with or without colons, in any case.
+    public static func parseFingerprint(_ text: String) -> [UInt8]? {
+        let hex = text.replacingOccurrences(of: ":", with: "").trimmingCharacters(in: .whitespaces)
+        guard let bytes = [UInt8](hexString: hex), bytes.count == 32 else { return nil }
+        return bytes
     }
 
     /// Checks that the server's TLS certificate comes from the CA it sent and names the host the

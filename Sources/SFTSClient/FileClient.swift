@@ -36,6 +36,8 @@ public final class FileClient {
     public let permissions: [String]
 
     static let chunkBytes = 256 * 1024
+    /// The most entries one listing may have.
+    public static let maxListEntries = 1_000_000
 
     /// Connects with the profile's certificate and logs in with `password`.
     public static func connect(
@@ -125,6 +127,11 @@ public final class FileClient {
                 let page = try transport.receive(.listResult, ListResult.self)
                 entries.append(contentsOf: page.entries)
                 if !page.more { return entries }
+                // A server that never ends its listing must not exhaust the client's memory.
+                guard entries.count <= FileClient.maxListEntries else {
+                    throw ClientError(
+                        .network, "the server sent more than \(FileClient.maxListEntries) entries for one listing")
+                }
             }
         }
     }

@@ -79,11 +79,13 @@ enum LocalFile {
                 url.deletingLastPathComponent().appendingPathComponent(
                     ".\(url.lastPathComponent).sfts-part-\(UUID().uuidString.prefix(8))"
                 ).path
-            descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            // Private until verified; commit gives it the usual mode.
+            descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard descriptor >= 0 else {
                 throw ClientError(
                     .local, "cannot create \(temporary): \(String(cString: strerror(errno)))")
             }
+            InterruptCleanup.register(temporary)
         }
 
         deinit {
@@ -91,6 +93,7 @@ enum LocalFile {
                 close(descriptor)
                 unlink(temporary)
             }
+            InterruptCleanup.clear()
         }
 
         func write(_ buffer: UnsafeRawBufferPointer) throws {
@@ -109,6 +112,9 @@ enum LocalFile {
         /// Flushes the file and gives it the target name: with `replace` by rename, otherwise
         /// by link, which fails instead of replacing a file that appeared meanwhile.
         func commit(replace: Bool) throws {
+            let mask = umask(0)
+            umask(mask)
+            fchmod(descriptor, 0o666 & ~mask)
             guard fsync(descriptor) == 0 else {
                 throw ClientError(.local, "cannot flush \(temporary): \(String(cString: strerror(errno)))")
             }
@@ -131,4 +137,46 @@ enum LocalFile {
             close(descriptor)
         }
     }
+}
+
+/// The temporary file of a download in progress, deleted when SIGINT, SIGTERM or SIGHUP ends
+/// the process, so an interrupted `get` leaves no unverified data behind. SIGKILL cannot be
+/// caught; a file left by it has a `.sfts-part-` name beside the target.
+enum InterruptCleanup {
+    /// A C copy of the path, so the signal handler only calls async-signal-safe functions.
+    fileprivate static var path: UnsafeMutablePointer<CChar>?
+    private static let signals = [SIGINT, SIGTERM, SIGHUP]
+
+    static func register(_ temporary: String) {
+        clear()
+        path = strdup(temporary)
+        var unblocked = sigset_t()
+        sigemptyset(&unblocked)
+        for signal in signals {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = interruptHandler
+            sigemptyset(&action.sa_mask)
+            sigaction(signal, &action, nil)
+            sigaddset(&unblocked, signal)
+        }
+        // A parent may have started this process with the signals blocked, which children inherit.
+        pthread_sigmask(SIG_UNBLOCK, &unblocked, nil)
+    }
+
+    static func clear() {
+        guard let current = path else { return }
+        for signal in signals {
+            Glibc.signal(signal, SIG_DFL)
+        }
+        path = nil
+        free(current)
+    }
+}
+
+private func interruptHandler(_ signal: Int32) {
+    if let path = InterruptCleanup.path {
+        unlink(path)
+    }
+    Glibc.signal(signal, SIG_DFL)
+    raise(signal)
 }

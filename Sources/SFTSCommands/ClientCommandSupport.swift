@@ -39,18 +39,29 @@ enum EnrollCommand {
         }
         let hostCode = try Secrets.read(Secrets.hostCode, from: arguments)
         let password = try Secrets.read(Secrets.password, from: arguments, confirm: true)
-        let request = EnrollmentRequest(
+        var request = EnrollmentRequest(
             server: server, port: try arguments.port("--port") ?? 8443,
             enrollmentPort: try arguments.port("--csr-port") ?? 8444, user: user,
             password: password, hostCode: hostCode,
             keyBits: try arguments.integer("--key-bits", in: 2048...16384) ?? 3072,
             profileName: arguments.value("--profile") ?? "default", force: arguments.flag("--force"))
 
+        if let pinned = arguments.value("--ca-fingerprint") {
+            guard Enrollment.parseFingerprint(pinned) != nil else {
+                throw UsageError(
+                    "invalid --ca-fingerprint '\(pinned)': expected 32 bytes of hexadecimal, such as AB:CD:...")
+            }
+            request.caFingerprint = pinned
+        }
         let home = ClientCommandSupport.home()
         let profile = try Enrollment.enroll(
             request, home: home, logger: ClientCommandSupport.logger(home))
         Console.out("Enrolled as \(user) on \(server); profile '\(profile.name)' saved in \(profile.folder.path)")
         Console.out("CA SHA-256 fingerprint: \(profile.settings.caFingerprint)")
+        if arguments.value("--ca-fingerprint") == nil {
+            Console.out(
+                "Compare it with the fingerprint the operator gave you; --ca-fingerprint makes enroll check it.")
+        }
         Console.out("New users start with role 'registered'; ask the operator for more rights.")
         return .success
     }
@@ -84,7 +95,7 @@ enum GetCommand {
             force: arguments.flag("--force"))
         Console.out(
             "saved \(Console.displayName(outcome.localPath)) (\(outcome.size) bytes, sha256 "
-                + "\(outcome.sha256)); record signed by \(outcome.signer)")
+                + "\(outcome.sha256)); record signed by \(DisplayText.escaped(outcome.signer))")
         return .success
     }
 }
@@ -98,9 +109,11 @@ enum ListCommand {
         if arguments.flag("--long") {
             let rows = entries.map { entry -> [String] in
                 let isFolder = entry.kind == ListEntry.folderKind
+                // Every field comes from the server, so each is escaped for the terminal.
                 return [
-                    entry.kind, String(entry.size), entry.modified, entry.uploader ?? "-",
-                    entry.sha256 ?? "-", Console.displayName(entry.name) + (isFolder ? "/" : ""),
+                    DisplayText.escaped(entry.kind), String(entry.size), DisplayText.escaped(entry.modified),
+                    DisplayText.escaped(entry.uploader ?? "-"), DisplayText.escaped(entry.sha256 ?? "-"),
+                    Console.displayName(entry.name) + (isFolder ? "/" : ""),
                 ]
             }
             if !rows.isEmpty {

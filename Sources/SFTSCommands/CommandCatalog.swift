@@ -98,6 +98,9 @@ public enum CommandCatalog {
                 "--code-file", value: "F",
                 help: "read the host code from F (else SFTS_HOST_CODE, else a prompt)"),
             keyBits,
+            OptionSpec(
+                "--ca-fingerprint", value: "SHA256",
+                help: "refuse a server whose CA has another SHA-256 fingerprint (as 'sfts ca init' prints it)"),
             OptionSpec("--force", help: "replace an existing profile of the same name"),
         ],
         details: "The password must have at least 15 characters. It encrypts the client key "

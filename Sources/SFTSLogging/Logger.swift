@@ -168,8 +168,8 @@ public enum LogLine {
             Int(parts.tm_sec), milliseconds)
     }
 
-    /// Escapes a value for a log line: control characters, line and paragraph separators,
-    /// backslashes and quotes become escape sequences, and a value that is empty or contains
+    /// Escapes a value for a log line: control and format characters, line and paragraph
+    /// separators, backslashes and quotes become escape sequences, and a value that is empty or contains
     /// a space, a quote or `=` is quoted.
     public static func escape(_ value: String) -> String {
         var escaped = ""
@@ -187,11 +187,11 @@ public enum LogLine {
                 escaped.unicodeScalars.append(scalar)
                 needsQuotes = true
             default:
-                if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
-                    || scalar.value == 0x2028 || scalar.value == 0x2029
-                {
+                switch scalar.properties.generalCategory {
+                case .control, .format, .lineSeparator, .paragraphSeparator:
+                    // Format characters include the bidirectional overrides, which reorder text.
                     escaped += String(format: "\\u{%X}", scalar.value)
-                } else {
+                default:
                     escaped.unicodeScalars.append(scalar)
                 }
             }

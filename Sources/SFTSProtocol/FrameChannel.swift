@@ -101,7 +101,8 @@ private func describe(_ error: Error) -> String {
         let path = context.codingPath.map(\.stringValue).joined(separator: ".")
         return "wrong type for field \(path)"
     case DecodingError.dataCorrupted(let context):
-        return context.debugDescription
+        let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+        return path.isEmpty ? context.debugDescription : "invalid value for field \(path)"
     default:
         return "\(error)"
     }

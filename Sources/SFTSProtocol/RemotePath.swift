@@ -19,6 +19,9 @@ public struct RemotePath: Equatable, Hashable, Sendable, CustomStringConvertible
     public static let maxComponentBytes = 255
     /// Names that start with this prefix belong to the server (temporary files).
     public static let reservedPrefix = ".sfts-"
+    /// The deepest accepted path, in components, so every folder stays reachable by the
+    /// server's own walks, such as the clean-up of abandoned uploads.
+    public static let maxComponents = 32
 
     public let components: [String]
 
@@ -57,6 +60,11 @@ public struct RemotePath: Equatable, Hashable, Sendable, CustomStringConvertible
             if RemotePath.isBidirectionalControl(scalar) {
                 throw reject("it contains a bidirectional text control character")
             }
+            if RemotePath.isInvisible(scalar) {
+                throw reject(
+                    "it contains the invisible or spacing character "
+                        + String(format: "U+%04X", scalar.value) + ", which would make it look like another name")
+            }
         }
         let normalized = text.precomposedStringWithCanonicalMapping
         if normalized.hasPrefix("/") {
@@ -67,6 +75,9 @@ public struct RemotePath: Equatable, Hashable, Sendable, CustomStringConvertible
         }
         let parts = normalized.split(separator: "/", omittingEmptySubsequences: false).map(
             String.init)
+        if parts.count > RemotePath.maxComponents {
+            throw reject("it has \(parts.count) levels; the limit is \(RemotePath.maxComponents)")
+        }
         for part in parts {
             if part.isEmpty {
                 throw reject("it contains an empty component (// or a trailing /)")
@@ -86,20 +97,26 @@ public struct RemotePath: Equatable, Hashable, Sendable, CustomStringConvertible
 
     /// Quotes `name` for one line of a message or a log, escaping control characters.
     public static func quoted(_ name: String) -> String {
-        var text = "'"
-        for scalar in name.unicodeScalars {
-            if isControl(scalar) || isBidirectionalControl(scalar) {
-                text += String(format: "\\u{%X}", scalar.value)
-            } else {
-                text.unicodeScalars.append(scalar)
-            }
-        }
-        return text + "'"
+        "'" + DisplayText.escaped(name) + "'"
     }
 
     /// True when `name` contains characters that ``quoted(_:)`` escapes.
     public static func needsQuoting(_ name: String) -> Bool {
-        name.unicodeScalars.contains { isControl($0) || isBidirectionalControl($0) }
+        name.unicodeScalars.contains(where: DisplayText.isUnsafe)
+    }
+
+    /// Characters that are invisible or look like a plain space: format characters (zero-width
+    /// spaces and joiners, the byte order mark, the soft hyphen), non-ASCII spaces such as
+    /// U+00A0, private-use and unassigned code points.
+    static func isInvisible(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .format, .lineSeparator, .paragraphSeparator, .privateUse, .unassigned, .surrogate:
+            return true
+        case .spaceSeparator:
+            return scalar != " "
+        default:
+            return false
+        }
     }
 
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {

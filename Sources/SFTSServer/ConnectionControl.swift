@@ -14,8 +14,10 @@ final class ConnectionLimiter: @unchecked Sendable {
         self.maxPerAddress = maxPerAddress
     }
 
-    /// Reserves a slot for `address`, or returns the reason it is rejected.
+    /// Reserves a slot for `address`, or returns the reason it is rejected. Addresses count
+    /// as ``AddressGuard/key(for:)`` groups them, an IPv6 /64 as one.
     func admit(_ address: String) -> String? {
+        let address = AddressGuard.key(for: address)
         lock.lock()
         defer { lock.unlock() }
         if total >= maxTotal {
@@ -31,6 +33,7 @@ final class ConnectionLimiter: @unchecked Sendable {
     }
 
     func release(_ address: String) {
+        let address = AddressGuard.key(for: address)
         lock.lock()
         defer { lock.unlock() }
         total -= 1

@@ -200,10 +200,18 @@ final class FileSession: Session {
 
     /// Checks the user's current role, read afresh so a role change applies to the next
     /// command, and throws `permissionDenied` naming the role and permission.
+    ///
+    /// A user removed or enrolled again since the login has a new record, so the session's
+    /// certificate must still be the one the record names.
     private func authorize(_ permission: Permission, for command: String) throws {
-        guard let record = try services.users.user(named: user) else {
+        guard let record = try services.users.user(named: user),
+            record.certificateFingerprint == clientCertificate?.sha256Fingerprint.hexString
+        else {
+            logEvent(.warning, "session.revoked", [("user", user), ("command", command)])
             throw ServiceFailure(
-                .authenticationFailed, "user '\(user)' was removed", closesConnection: true)
+                .authenticationFailed,
+                "user '\(user)' was removed or enrolled again since this session logged in",
+                closesConnection: true)
         }
         guard try services.rolePolicy().allows(record.role, permission) else {
             logEvent(

@@ -173,11 +173,17 @@ public final class FileStore: Sendable {
             throw FileStoreError.system(call: "fsync", path: upload.path.description, errno: errno)
         }
         if replace {
+            // Only a regular file may be replaced; links, folders and devices placed by the
+            // operator stay as they are.
             var status = stat()
-            if fstatat(upload.folderDescriptor, name, &status, AT_SYMLINK_NOFOLLOW) == 0,
-                status.st_mode & S_IFMT == S_IFDIR
-            {
-                throw FileStoreError.notAFile(upload.path.description)
+            if fstatat(upload.folderDescriptor, name, &status, AT_SYMLINK_NOFOLLOW) == 0 {
+                let type = status.st_mode & S_IFMT
+                if type == S_IFLNK {
+                    throw FileStoreError.symbolicLink(upload.path.description)
+                }
+                if type != S_IFREG {
+                    throw FileStoreError.notAFile(upload.path.description)
+                }
             }
             guard renameat(upload.folderDescriptor, upload.temporaryName, upload.folderDescriptor, name) == 0
             else {
@@ -197,7 +203,7 @@ public final class FileStore: Sendable {
         fsync(upload.folderDescriptor)
     }
 
-    /// Removes a file, or an empty folder.
+    /// Removes a regular file, or an empty folder. Links, devices and pipes are left alone.
     public func remove(_ path: RemotePath) throws {
         let folder = try openParent(of: path, create: false)
         defer { close(folder) }
@@ -205,7 +211,14 @@ public final class FileStore: Sendable {
         guard fstatat(folder, path.lastComponent, &status, AT_SYMLINK_NOFOLLOW) == 0 else {
             throw error(for: errno, call: "stat", path: path.description)
         }
-        let isFolder = status.st_mode & S_IFMT == S_IFDIR
+        let type = status.st_mode & S_IFMT
+        if type == S_IFLNK {
+            throw FileStoreError.symbolicLink(path.description)
+        }
+        guard type == S_IFREG || type == S_IFDIR else {
+            throw FileStoreError.notAFile(path.description)
+        }
+        let isFolder = type == S_IFDIR
         guard unlinkat(folder, path.lastComponent, isFolder ? AT_REMOVEDIR : 0) == 0 else {
             if errno == ENOTEMPTY || errno == EEXIST {
                 throw FileStoreError.folderNotEmpty(path.description)

@@ -214,3 +214,27 @@ final class FileServiceAttackTests {
         #expect(try second.expectError().code == .invalidRequest)
     }
 }
+
+/// Sessions and enrollments that outlive what they were granted.
+@Suite(.serialized)
+final class SessionLifetimeTests {
+    @Test func openSessionEndsWhenUserIsReenrolled() throws {
+        let fixture = try HostileFixture()
+        let session = try HostileClient.fileService(fixture.server, as: fixture.bob)
+        #expect(try session.login(user: "bob", password: fixture.bob.password).type == .loginAccepted)
+
+        #expect(try fixture.server.admin(["user", "remove", "bob"]).status == 0)
+        let newBob = try TestClient(user: "bob", password: TestSecrets.bobPassword)
+        #expect(try newBob.enroll(fixture.server).status == 0)
+        #expect(try fixture.server.admin(["user", "role", "bob", "user"]).status == 0)
+
+        // The old connection carries the old certificate, which no longer belongs to bob.
+        try session.send("put", PutRequest(name: "late.txt", size: 1, force: false))
+        let error = try session.expectError()
+        #expect(error.code == .authenticationFailed)
+        #expect(error.message.contains("removed or enrolled again"))
+        #expect(session.isClosedByServer())
+        #expect(try fixture.storedNames().isEmpty)
+        #expect(try newBob.run(["ls"]).status == 0)
+    }
+}

@@ -76,3 +76,44 @@ final class EnrollmentTests {
         #expect(key.contains("BEGIN ENCRYPTED PRIVATE KEY"))
     }
 }
+
+/// Enrollment with the CA fingerprint pinned, the defence against another holder of the host
+/// code posing as the server.
+@Suite(.serialized)
+final class FingerprintPinTests {
+    @Test func wrongPinRefusedBeforeAnythingIsSent() throws {
+        let server = try TestServer()
+        let alice = try TestClient(user: "alice", password: TestSecrets.alicePassword)
+        let wrongPin = Array(repeating: "AB", count: 32).joined(separator: ":")
+        let result = try alice.run(
+            [
+                "enroll", "--server", "127.0.0.1", "--user", "alice", "--port", String(server.filePort),
+                "--csr-port", String(server.enrollmentPort), "--key-bits", "2048", "--ca-fingerprint", wrongPin,
+            ], extraEnvironment: ["SFTS_HOST_CODE": server.hostCode])
+        #expect(result.status == 3, "\(result)")
+        #expect(result.standardError.contains("does not match --ca-fingerprint"))
+        #expect(!FileManager.default.fileExists(atPath: alice.home.appendingPathComponent("profiles/default").path))
+        let users = try String(contentsOf: server.file("users.json"), encoding: .utf8)
+        #expect(!users.contains("alice"))
+    }
+
+    @Test func rightPinEnrolls() throws {
+        let server = try TestServer()
+        let alice = try TestClient(user: "alice", password: TestSecrets.alicePassword)
+        let caInit = try String(contentsOf: server.file("certificates/ca_certificate.pem"), encoding: .utf8)
+        #expect(caInit.contains("BEGIN CERTIFICATE"))
+        let fingerprint = try ProcessRunner.run(
+            try #require(ProcessRunner.which("openssl")),
+            ["x509", "-in", server.file("certificates/ca_certificate.pem").path, "-noout", "-fingerprint", "-sha256"])
+        let pin = try #require(fingerprint.standardOutput.split(separator: "=").last).trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        let result = try alice.run(
+            [
+                "enroll", "--server", "127.0.0.1", "--user", "alice", "--port", String(server.filePort),
+                "--csr-port", String(server.enrollmentPort), "--key-bits", "2048", "--ca-fingerprint",
+                pin.lowercased(),
+            ], extraEnvironment: ["SFTS_HOST_CODE": server.hostCode])
+        #expect(result.status == 0, "\(result)")
+        #expect(!result.standardOutput.contains("Compare it with"))
+    }
+}

@@ -125,3 +125,48 @@ func sha256Hex(_ data: Data) -> String {
     hasher.waitUntilExit()
     return String(text.prefix(64))
 }
+
+/// A download stopped by a signal leaves neither the target nor its temporary file.
+@Suite(.serialized)
+struct InterruptedDownloadTests {
+    @Test func interruptedGetLeavesNothing() throws {
+        let server = try TestServer()
+        let alice = try TestClient(user: "alice", password: TestSecrets.alicePassword)
+        try #require(try alice.enroll(server).status == 0)
+        // A sparse 2 GiB file costs no disk on the server and takes seconds to send.
+        let big = server.file("directory/big.bin")
+        #expect(FileManager.default.createFile(atPath: big.path, contents: nil))
+        let handle = try FileHandle(forWritingTo: big)
+        try handle.truncate(atOffset: 2 << 30)
+        try handle.close()
+
+        let process = Process()
+        process.executableURL = SFTSBinary.url
+        process.arguments = ["get", "big.bin", "copy.bin"]
+        process.environment = ProcessInfo.processInfo.environment.merging(alice.environment) { $1 }
+        process.currentDirectoryURL = alice.workFolder
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+
+        func partialFiles() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: alice.workFolder.path).filter {
+                $0.contains(".sfts-part-")
+            }
+        }
+        let started = Date()
+        while try partialFiles().isEmpty && process.isRunning && Date().timeIntervalSince(started) < 60 {
+            usleep(5_000)
+        }
+        try #require(process.isRunning, "the download ended before it could be interrupted")
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+
+        #expect(process.terminationReason == .uncaughtSignal)
+        #expect(try partialFiles().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: alice.work("copy.bin").path))
+    }
+}

@@ -39,7 +39,9 @@ import Testing
         ("a\nb", "control character"), ("a\u{0}b", "NUL"), ("a\\b", "backslash"), ("a//b", "empty component"),
         ("a/", "empty component"), ("", "empty"), (".sfts-tmp-x", "reserved"), ("a\u{202E}txt.exe", "bidirectional"),
         (String(repeating: "x", count: 256), "longer than 255"), ("a\u{7F}", "control character"),
-        ("a\u{85}b", "control character"),
+        ("a\u{85}b", "control character"), ("a\u{200B}.txt", "invisible"), ("a\u{A0}b.txt", "invisible"),
+        ("a\u{2060}.txt", "invisible"), ("\u{FEFF}a.txt", "invisible"), ("a\u{AD}b", "invisible"),
+        ("a\u{E000}", "invisible"), (Array(repeating: "d", count: 33).joined(separator: "/"), "levels"),
     ])
     func rejectsHostileNames(_ name: String, _ reason: String) {
         #expect {
@@ -169,5 +171,13 @@ import Testing
         let server = SignedRecord.enrollment(
             role: "server", user: "u", clientNonce: "a", serverNonce: "b", channelBinding: [1], caFingerprint: [])
         #expect(client != server)
+    }
+}
+
+@Suite struct DisplayTextTests {
+    @Test func escapesTerminalControls() {
+        #expect(DisplayText.escaped("\u{1B}[2J\u{1B}]0;owned\u{7}") == "\\u{1B}[2J\\u{1B}]0;owned\\u{7}")
+        #expect(DisplayText.escaped("evil\u{202E}gpj.exe") == "evil\\u{202E}gpj.exe")
+        #expect(DisplayText.escaped("Grüße 日本") == "Grüße 日本")
     }
 }

@@ -54,6 +54,11 @@ import Testing
         #expect(line.contains(#"path="a=b""#))
     }
 
+    @Test func escapesBidirectionalOverrides() {
+        #expect(LogLine.escape("a\u{202E}b\u{2066}c") == "a\\u{202E}b\\u{2066}c")
+        #expect(LogLine.escape("zero\u{200B}width") == "zero\\u{200B}width")
+    }
+
     @Test func escapesControlAndSeparatorCharacters() {
         #expect(LogLine.escape("a\u{1B}[31mb") == "a\\u{1B}[31mb")
         #expect(LogLine.escape("a\u{2028}b") == "a\\u{2028}b")
@@ -157,6 +162,18 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: outside.appendingPathComponent("new.txt").path))
         // Listings show neither link.
         #expect(try store.list(try RemotePath("", allowRoot: true)).isEmpty)
+    }
+
+    @Test func linksAndPipesAreNeitherRemovedNorReplaced() throws {
+        try FileManager.default.createSymbolicLink(
+            at: folder.path("directory/link"), withDestinationURL: folder.path("elsewhere"))
+        #expect(mkfifo(folder.path("directory/pipe").path, 0o600) == 0)
+        #expect(throws: FileStoreError.symbolicLink("link")) { try store.remove(try RemotePath("link")) }
+        #expect(throws: FileStoreError.notAFile("pipe")) { try store.remove(try RemotePath("pipe")) }
+        #expect(throws: FileStoreError.symbolicLink("link")) { try upload("link", "x", replace: true) }
+        #expect(throws: FileStoreError.notAFile("pipe")) { try upload("pipe", "x", replace: true) }
+        let linkTarget = try FileManager.default.destinationOfSymbolicLink(atPath: folder.path("directory/link").path)
+        #expect(linkTarget == folder.path("elsewhere").path)
     }
 
     @Test func nestedUploadCreatesFoldersAndListsThem() throws {
