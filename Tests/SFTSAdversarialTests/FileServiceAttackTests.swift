@@ -145,8 +145,17 @@ final class FileServiceAttackTests {
         #expect(try hostile.expectError().code == .invalidRequest)
         try hostile.send("remove", PathRequest(name: name))
         #expect(try hostile.expectError().code == .invalidRequest)
+        try hostile.send("list", ListRequest(path: name, long: false))
+        #expect(try hostile.expectError().code == .invalidRequest)
         #expect(try fixture.storedNames().isEmpty)
         #expect(!FileManager.default.fileExists(atPath: fixture.server.file("escape.txt").path))
+    }
+
+    @Test func pipeCharacterIsAnOrdinaryName() throws {
+        let hostile = try loggedIn(fixture.alice)
+        #expect(try upload(hostile, name: "a|b", content: Array("pipe".utf8)) == nil)
+        #expect(try fixture.storedNames() == ["a|b"])
+        #expect(try String(contentsOf: fixture.server.file("directory/a|b"), encoding: .utf8) == "pipe")
     }
 
     @Test func staleFutureZonelessAndReplayedRequestsRejected() throws {
