@@ -11,8 +11,11 @@ public struct EnrollmentRequest: Sendable {
     public var enrollmentPort: UInt16
     public var user: String
     public var password: String
-    /// The host code as typed; it is normalised before use.
+    /// The host code as typed; it is normalised before use. Empty when `token` is set.
     public var hostCode: String
+    /// A one-time token from `sfts ca token`, used in place of the host code. It also pins the
+    /// CA fingerprint.
+    public var token: EnrollmentToken?
     public var keyBits: Int
     public var profileName: String
     /// Replace an existing profile of the same name.
@@ -39,11 +42,17 @@ public struct EnrollmentRequest: Sendable {
     }
 }
 
+/// What an enrollment produced: the new profile and the role the server reports.
+public struct EnrollmentResult: Sendable {
+    public let profile: Profile
+    public let role: String
+}
+
 /// Enrollment, client side: prove the host code, check the server's proof and its CA, send a
 /// CSR and the password, and store the issued certificate in a new profile.
 public enum Enrollment {
     public static func enroll(_ request: EnrollmentRequest, home: ClientHome, logger: Logger) throws
-        -> Profile
+        -> EnrollmentResult
     {
         do {
             return try run(request, home: home, logger: logger)
@@ -57,7 +66,7 @@ public enum Enrollment {
     }
 
     private static func run(_ request: EnrollmentRequest, home: ClientHome, logger: Logger) throws
-        -> Profile
+        -> EnrollmentResult
     {
         if let problem = UserName.problem(with: request.user) {
             throw ClientError(.rejected, "invalid user name '\(request.user)': \(problem)")
@@ -73,11 +82,34 @@ public enum Enrollment {
                 "profile '\(request.profileName)' already exists in \(home.profilesFolder.path); "
                     + "choose another with --profile NAME or replace it with --force")
         }
-        guard let hostCode = HostCode.normalize(request.hostCode) else {
-            throw ClientError(
-                .invalidInput,
-                "invalid host code: expected \(HostCode.length) characters such as "
-                    + "XXXX-XXXX-...; copy it from 'sfts ca init' output")
+        let key: [UInt8]
+        var pins: [(String, [UInt8])] = []
+        if let token = request.token {
+            guard token.user == request.user else {
+                throw ClientError(
+                    .invalidInput, "the token is for user '\(token.user)', not '\(request.user)'")
+            }
+            guard token.expiryDate > Date() else {
+                throw ClientError(
+                    .authentication,
+                    "the token expired at \(Timestamp.format(token.expiryDate)); ask the operator for a new one")
+            }
+            key = [UInt8](hexString: token.secret) ?? []
+            pins.append(("the token", [UInt8](hexString: token.ca) ?? []))
+        } else {
+            guard let hostCode = HostCode.normalize(request.hostCode) else {
+                throw ClientError(
+                    .invalidInput,
+                    "invalid host code: expected \(HostCode.length) characters such as "
+                        + "XXXX-XXXX-...; copy it from 'sfts ca init' output")
+            }
+            key = Array(hostCode.utf8)
+        }
+        if let pinned = request.caFingerprint {
+            guard let bytes = Enrollment.parseFingerprint(pinned) else {
+                throw ClientError(.invalidInput, "invalid --ca-fingerprint '\(pinned)'")
+            }
+            pins.append(("--ca-fingerprint", bytes))
         }
         let password = PasswordPolicy.normalize(request.password)
         do {
@@ -98,7 +130,8 @@ public enum Enrollment {
         let clientNonce = Data(SecureRandom.bytes(32)).base64EncodedString()
         let challenge: EnrollChallenge
         do {
-            try transport.send(.enrollStart, EnrollStart(user: request.user, nonce: clientNonce))
+            try transport.send(
+                .enrollStart, EnrollStart(user: request.user, nonce: clientNonce, token: request.token?.id))
             challenge = try transport.receive(.enrollChallenge, EnrollChallenge.self)
         } catch TLSError.certificateRejectedByPeer {
             throw ClientError(
@@ -107,7 +140,20 @@ public enum Enrollment {
                     + "service, not the enrollment service; check --csr-port")
         }
 
-        let key = Array(hostCode.utf8)
+        let caCertificate: Certificate
+        do {
+            caCertificate = try Certificate(pem: challenge.caCertificate)
+        } catch {
+            throw ClientError(.network, "the server sent an invalid CA certificate: \(error)")
+        }
+        // A pinned CA is checked before the client proves anything or trusts the server.
+        for (source, expected) in pins where expected != caCertificate.sha256Fingerprint {
+            throw ClientError(
+                .authentication,
+                "the server's CA fingerprint \(caCertificate.sha256Fingerprint.colonHexString) does not match "
+                    + "\(source) (\(expected.colonHexString)); the server may be an impostor, so nothing was sent")
+        }
+
         let clientProof = Digest.hmacSHA256(
             key: key,
             data: SignedRecord.enrollment(
@@ -117,12 +163,6 @@ public enum Enrollment {
             .enrollProof, EnrollProof(proof: Data(clientProof).base64EncodedString()), continuesExchange: true)
         let accepted = try transport.receive(.enrollAccepted, EnrollAccepted.self)
 
-        let caCertificate: Certificate
-        do {
-            caCertificate = try Certificate(pem: accepted.caCertificate)
-        } catch {
-            throw ClientError(.network, "the server sent an invalid CA certificate: \(error)")
-        }
         let expectedProof = Digest.hmacSHA256(
             key: key,
             data: SignedRecord.enrollment(
@@ -134,17 +174,8 @@ public enum Enrollment {
         else {
             throw ClientError(
                 .authentication,
-                "the server did not prove that it holds the host code for this connection; "
+                "the server did not prove that it has the host code or token for this connection; "
                     + "someone may be intercepting it, so nothing was sent")
-        }
-        if let pinned = request.caFingerprint {
-            let received = caCertificate.sha256Fingerprint
-            guard let expected = Enrollment.parseFingerprint(pinned), expected == received else {
-                throw ClientError(
-                    .authentication,
-                    "the server's CA fingerprint \(received.colonHexString) does not match --ca-fingerprint "
-                        + "\(pinned); the server may be an impostor, so nothing was sent")
-            }
         }
         try checkServerCertificate(transport.connection, ca: caCertificate, host: request.server)
 
@@ -178,7 +209,7 @@ public enum Enrollment {
                 "server": request.server, "user": request.user, "profile": request.profileName,
                 "role": completed.role, "certificate.serial": certificate.serialNumberHex,
             ])
-        return profile
+        return EnrollmentResult(profile: profile, role: completed.role)
     }
 
     /// Parses a SHA-256 fingerprint written as hexadecimal, with or without colons, in any case.
@@ -204,10 +235,11 @@ public enum Enrollment {
                 .network, "the server certificate does not verify against its own CA: \(error)")
         }
         guard serverCertificate.matchesHost(host) else {
+            let names = serverCertificate.subjectAlternativeNames.joined(separator: ", ")
             throw ClientError(
                 .network,
-                "the server certificate does not name '\(host)'; use a host name it was issued "
-                    + "for (see 'sfts ca init --host')")
+                "the server certificate does not name '\(host)'; use one of the names it was issued for "
+                    + "(\(names)), or ask the operator to add it (sfts ca server-cert --host)")
         }
     }
 }

@@ -31,6 +31,10 @@ public final class FileClient {
     private let logger: Logger
     private let profile: Profile
     private let clientKey: PrivateKey
+    /// The normalised password, kept in memory to encrypt a renewed key.
+    private let password: String
+    private let certificate: Certificate
+    private let caCertificate: Certificate
     public let user: String
     public let role: String
     public let permissions: [String]
@@ -47,14 +51,21 @@ public final class FileClient {
         do {
             let normalized = PasswordPolicy.normalize(password)
             let key = try profile.clientKey(password: normalized)
-            let context = try TLSContext.client(
-                trusting: try profile.caCertificate(), certificate: try profile.clientCertificate(),
-                key: key)
+            let certificate = try profile.clientCertificate()
+            let ca = try profile.caCertificate()
+            if certificate.notAfter <= Date() {
+                throw ClientError(
+                    .authentication,
+                    "the client certificate of profile '\(profile.name)' expired at "
+                        + "\(Timestamp.format(certificate.notAfter)) and cannot be renewed; ask the operator for a "
+                        + "token (sfts ca token \(settings.user)) and enroll again with --token-file and --force")
+            }
+            let context = try TLSContext.client(trusting: ca, certificate: certificate, key: key)
             let transport = try ClientTransport(
                 host: settings.server, port: settings.port, context: context, timeouts: timeouts)
             let client = try FileClient(
-                transport: transport, profile: profile, key: key, password: normalized,
-                logger: logger)
+                transport: transport, profile: profile, key: key, password: normalized, certificate: certificate,
+                caCertificate: ca, logger: logger)
             logger.info(
                 "login.succeeded",
                 ["server": settings.server, "user": settings.user, "role": client.role])
@@ -69,12 +80,15 @@ public final class FileClient {
     }
 
     private init(
-        transport: ClientTransport, profile: Profile, key: PrivateKey, password: String,
-        logger: Logger
+        transport: ClientTransport, profile: Profile, key: PrivateKey, password: String, certificate: Certificate,
+        caCertificate: Certificate, logger: Logger
     ) throws {
         self.transport = transport
         self.profile = profile
         self.logger = logger
+        self.password = password
+        self.certificate = certificate
+        self.caCertificate = caCertificate
         clientKey = key
         user = profile.settings.user
 
@@ -142,6 +156,44 @@ public final class FileClient {
         try perform("rm", ["path": name]) {
             try transport.send(.remove, PathRequest(name: name))
             _ = try transport.receive(.removeCompleted, EmptyBody.self)
+        }
+    }
+
+    /// True when less than a third of the client certificate's lifetime is left, the point at
+    /// which commands renew it on their own.
+    public var certificateNeedsRenewal: Bool {
+        let lifetime = certificate.notAfter.timeIntervalSince(certificate.notBefore)
+        return certificate.notAfter.timeIntervalSinceNow < lifetime / 3
+    }
+
+    /// When the current client certificate expires.
+    public var certificateExpiry: Date { certificate.notAfter }
+
+    /// Renews the client certificate: a new key of the same size, a CSR, and the certificate
+    /// the server issues for it, stored with the key in the profile.
+    ///
+    /// The server ends the session after a renewal, so this is the last call on a client.
+    @discardableResult
+    public func renew() throws -> Certificate {
+        try perform("renew", [:]) {
+            let newKey = try PrivateKey.generateRSA(bits: max(clientKey.bits, PrivateKey.minimumRSABits))
+            let csr = try CertificateSigningRequest.create(commonName: user, key: newKey)
+            try transport.send(.renew, RenewRequest(csr: csr.pem))
+            let result = try transport.receive(.renewed, RenewResult.self)
+            let renewed: Certificate
+            do {
+                renewed = try Certificate(pem: result.certificate)
+                try renewed.verify(trusting: [caCertificate], purpose: .tlsClient)
+            } catch {
+                throw ClientError(.integrity, "the renewed certificate does not verify: \(error)")
+            }
+            guard renewed.matches(newKey), renewed.subjectCommonName == user else {
+                throw ClientError(.integrity, "the renewed certificate is not for the new key and this user")
+            }
+            _ = try Profile.write(
+                name: profile.name, home: profile.home, settings: profile.settings, caCertificate: caCertificate,
+                certificate: renewed, encryptedKeyPEM: try newKey.pem(passphrase: password))
+            return renewed
         }
     }
 

@@ -65,6 +65,8 @@ public struct ProfileSettings: Codable, Equatable, Sendable {
 public struct Profile: Sendable {
     public let name: String
     public let folder: URL
+    /// The client home the profile belongs to.
+    public let home: ClientHome
     public var settings: ProfileSettings
 
     static let settingsFile = "profile.json"
@@ -108,7 +110,7 @@ public struct Profile: Sendable {
         }
         do {
             let settings = try JSONDecoder().decode(ProfileSettings.self, from: data)
-            return Profile(name: name, folder: folder, settings: settings)
+            return Profile(name: name, folder: folder, home: home, settings: settings)
         } catch {
             throw ClientError(.local, "\(settingsURL.path): invalid profile settings: \(error)")
         }
@@ -192,7 +194,7 @@ public struct Profile: Sendable {
             try fileManager.moveItem(at: staging, to: target)
         }
         committed = true
-        return Profile(name: name, folder: target, settings: settings)
+        return Profile(name: name, folder: target, home: home, settings: settings)
     }
 
     /// Writes a re-encrypted client key beside the current one and returns its path, for

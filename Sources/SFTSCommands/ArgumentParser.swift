@@ -167,6 +167,25 @@ public struct ParsedArguments: Sendable {
         return number
     }
 
+    /// Parses option `name` as a duration: a number of seconds, or a number followed by `s`,
+    /// `m`, `h`, `d` or `w`, such as `90d` or `30m`.
+    public func duration(_ name: String, in range: ClosedRange<TimeInterval>) throws -> TimeInterval? {
+        guard let text = value(name) else { return nil }
+        let units: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800]
+        var digits = Substring(text)
+        var scale: TimeInterval = 1
+        if let last = digits.last, let unit = units[last] {
+            scale = unit
+            digits.removeLast()
+        }
+        guard let number = Double(digits), number.isFinite, range.contains(number * scale) else {
+            throw UsageError(
+                "invalid duration '\(text)' for \(name): expected a number with s, m, h, d or w, such as 24h, "
+                    + "from \(Int(range.lowerBound)) s to \(Int(range.upperBound / 86400)) days")
+        }
+        return number * scale
+    }
+
     /// Parses the token list after the command words.
     static func parse(_ tokens: [String], spec: CommandSpec) throws -> ParsedArguments {
         var result = ParsedArguments(spec: spec)

@@ -1,5 +1,6 @@
 import Foundation
 import SFTSClient
+import SFTSLogging
 import SFTSServer
 
 /// `sfts ca init`.
@@ -49,6 +50,11 @@ enum CAInitCommand {
 
 /// Helpers shared by the commands that run on the server host.
 enum ServerCommandSupport {
+    /// The server log, so administrative actions are recorded with the server's own events.
+    static func log(_ root: StateRoot) -> Logger {
+        (try? Logger(file: root.serverLog)) ?? Logger.discarding
+    }
+
     static func root(_ arguments: ParsedArguments) -> StateRoot {
         let path = arguments.value("--root") ?? FileManager.default.currentDirectoryPath
         return StateRoot(URL(fileURLWithPath: path))

@@ -19,6 +19,22 @@ enum ClientCommandSupport {
         }
     }
 
+    /// Renews the client certificate after a successful command when less than a third of its
+    /// lifetime is left. A failed renewal is reported but does not fail the command.
+    static func renewIfDue(_ client: FileClient) {
+        guard client.certificateNeedsRenewal else { return }
+        do {
+            let renewed = try client.renew()
+            Console.error(
+                "sfts: renewed the client certificate; the new one is valid until \(Timestamp.format(renewed.notAfter))"
+            )
+        } catch {
+            Console.error(
+                "sfts: warning: renewing the client certificate, which expires at "
+                    + "\(Timestamp.format(client.certificateExpiry)), failed: \(ExitCode.classify(error).1)")
+        }
+    }
+
     /// Loads the profile, reads the password and logs in.
     static func connect(_ arguments: ParsedArguments) throws -> FileClient {
         let home = home()
@@ -34,10 +50,19 @@ enum EnrollCommand {
         guard let server = arguments.value("--server") else {
             throw UsageError("missing --server HOST; usage: \(CommandCatalog.enroll.usage)")
         }
-        guard let user = arguments.value("--user") else {
+        // A token, when given, replaces the host code and names the user.
+        var token: EnrollmentToken?
+        if arguments.value("--token-file") != nil || ProcessInfo.processInfo.environment["SFTS_ENROLL_TOKEN"] != nil {
+            let text = try Secrets.read(Secrets.enrollmentToken, from: arguments)
+            guard let parsed = EnrollmentToken.parse(text) else {
+                throw UsageError("the enrollment token is not valid: copy it whole from 'sfts ca token' output")
+            }
+            token = parsed
+        }
+        guard let user = arguments.value("--user") ?? token?.user else {
             throw UsageError("missing --user NAME; usage: \(CommandCatalog.enroll.usage)")
         }
-        let hostCode = try Secrets.read(Secrets.hostCode, from: arguments)
+        let hostCode = token == nil ? try Secrets.read(Secrets.hostCode, from: arguments) : ""
         let password = try Secrets.read(Secrets.password, from: arguments, confirm: true)
         var request = EnrollmentRequest(
             server: server, port: try arguments.port("--port") ?? 8443,
@@ -45,6 +70,7 @@ enum EnrollCommand {
             password: password, hostCode: hostCode,
             keyBits: try arguments.integer("--key-bits", in: 2048...16384) ?? 3072,
             profileName: arguments.value("--profile") ?? "default", force: arguments.flag("--force"))
+        request.token = token
 
         if let pinned = arguments.value("--ca-fingerprint") {
             guard Enrollment.parseFingerprint(pinned) != nil else {
@@ -54,15 +80,19 @@ enum EnrollCommand {
             request.caFingerprint = pinned
         }
         let home = ClientCommandSupport.home()
-        let profile = try Enrollment.enroll(
-            request, home: home, logger: ClientCommandSupport.logger(home))
+        let result = try Enrollment.enroll(request, home: home, logger: ClientCommandSupport.logger(home))
+        let profile = result.profile
         Console.out("Enrolled as \(user) on \(server); profile '\(profile.name)' saved in \(profile.folder.path)")
         Console.out("CA SHA-256 fingerprint: \(profile.settings.caFingerprint)")
-        if arguments.value("--ca-fingerprint") == nil {
+        if arguments.value("--ca-fingerprint") == nil && token == nil {
             Console.out(
                 "Compare it with the fingerprint the operator gave you; --ca-fingerprint makes enroll check it.")
         }
-        Console.out("New users start with role 'registered'; ask the operator for more rights.")
+        if result.role == "registered" {
+            Console.out("Role: registered, which may list and download; ask the operator for more rights.")
+        } else {
+            Console.out("Role: \(result.role)")
+        }
         return .success
     }
 }
@@ -78,6 +108,7 @@ enum PutCommand {
         Console.out(
             "stored \(Console.displayName(outcome.remoteName)) (\(outcome.size) bytes, "
                 + "sha256 \(outcome.sha256))")
+        ClientCommandSupport.renewIfDue(client)
         return .success
     }
 }
@@ -96,6 +127,7 @@ enum GetCommand {
         Console.out(
             "saved \(Console.displayName(outcome.localPath)) (\(outcome.size) bytes, sha256 "
                 + "\(outcome.sha256)); record signed by \(DisplayText.escaped(outcome.signer))")
+        ClientCommandSupport.renewIfDue(client)
         return .success
     }
 }
@@ -124,6 +156,7 @@ enum ListCommand {
                 Console.out(Console.displayName(entry.name) + (entry.kind == ListEntry.folderKind ? "/" : ""))
             }
         }
+        ClientCommandSupport.renewIfDue(client)
         return .success
     }
 }
@@ -136,6 +169,7 @@ enum RemoveCommand {
         let name = arguments.positional(0)!
         try client.remove(name)
         Console.out("removed \(Console.displayName(name))")
+        ClientCommandSupport.renewIfDue(client)
         return .success
     }
 }
@@ -148,6 +182,20 @@ enum PasswdCommand {
         let newPassword = try Secrets.read(Secrets.newPassword, from: arguments)
         try client.changePassword(to: newPassword)
         Console.out("password changed for \(client.user)")
+        return .success
+    }
+}
+
+/// `sfts renew`.
+enum RenewCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        let client = try ClientCommandSupport.connect(arguments)
+        defer { client.close() }
+        let previous = client.certificateExpiry
+        let renewed = try client.renew()
+        Console.out(
+            "renewed the client certificate of \(client.user): serial \(renewed.serialNumberHex), valid until "
+                + "\(Timestamp.format(renewed.notAfter)) (the previous one expired at \(Timestamp.format(previous)))")
         return .success
     }
 }

@@ -19,8 +19,9 @@ public enum CommandCatalog {
         help: "numeric address to listen on (default: ::, all IPv6 and IPv4 addresses)")
     static let csrPort = OptionSpec(
         "--csr-port", value: "N", help: "enrollment service port (default: 8444)")
-    static let certDays = OptionSpec(
-        "--cert-days", value: "N", help: "lifetime of issued client certificates in days (default: 90)")
+    static let certLifetime = OptionSpec(
+        "--cert-lifetime", value: "DURATION",
+        help: "lifetime of issued client certificates, such as 90d, 12h or 600s (default: 90d)")
     static let limitOptions = [
         OptionSpec(
             "--handshake-timeout", value: "S",
@@ -55,16 +56,83 @@ public enum CommandCatalog {
         summary: "Create the CA, the server certificate, the host code and the default policy files.",
         options: [
             root,
-            OptionSpec(
-                "--host", value: "NAME", repeatable: true,
-                help: "DNS name or IP address for the server certificate; repeat for more "
-                    + "(default: localhost, 127.0.0.1, ::1 and the host name)"),
-            keyBits, passphraseFile,
+            hostOption, keyBits, passphraseFile,
             OptionSpec("--force", help: "replace an existing CA, invalidating every certificate it issued"),
         ],
         details: "Prints the host code, which users need to enroll, and the CA certificate's "
             + "SHA-256 fingerprint. Private keys are encrypted with the PKI passphrase, which must have "
             + "at least 15 characters.")
+
+    public static let caRevoke = CommandSpec(
+        ["ca", "revoke"],
+        summary: "Revoke a user's current certificate, or one by serial, and write a new CRL.",
+        positionals: [PositionalSpec("TARGET", help: "a user name or a certificate serial number in hexadecimal")],
+        options: [
+            root, passphraseFile,
+            OptionSpec(
+                "--reason", value: "REASON",
+                help: "unspecified (default), keyCompromise, affiliationChanged, superseded, "
+                    + "cessationOfOperation or privilegeWithdrawn"),
+        ],
+        details: "The CRL is certificates/crl.pem, signed by the CA; a running server rejects the "
+            + "certificate from its next handshake.")
+
+    static let hostOption = OptionSpec(
+        "--host", value: "NAME", repeatable: true,
+        help: "DNS name or IP address for the server certificate; repeat for more "
+            + "(default: localhost, 127.0.0.1, ::1 and the host name)")
+
+    public static let caImport = CommandSpec(
+        ["ca", "import"],
+        summary: "Set up a state root around a CA and server certificate made elsewhere, such as with openssl.",
+        options: [
+            root, passphraseFile,
+            OptionSpec("--ca-certificate", value: "F", help: "the CA certificate, PEM (required)"),
+            OptionSpec(
+                "--ca-key", value: "F",
+                help: "the CA's RSA key, PEM, unencrypted or encrypted with the PKI passphrase (required)"),
+            OptionSpec("--server-certificate", value: "F", help: "the server certificate, PEM (required)"),
+            OptionSpec(
+                "--server-key", value: "F",
+                help: "the server's RSA key, PEM, unencrypted or encrypted with the PKI passphrase (required)"),
+            OptionSpec("--force", help: "replace an existing CA in the state root"),
+        ],
+        details: "The server certificate must chain to the CA and allow TLS server use. The keys are "
+            + "stored encrypted with the PKI passphrase, and a host code, token key and CRL are created "
+            + "as by ca init.")
+
+    public static let caServerCertificate = CommandSpec(
+        ["ca", "server-cert"],
+        summary: "Issue a new server key and certificate; a running server switches to them on SIGHUP.",
+        options: [root, passphraseFile, hostOption, keyBits])
+
+    public static let caSign = CommandSpec(
+        ["ca", "sign"],
+        summary: "Sign a client CSR made elsewhere under the CA policy and print the certificate.",
+        positionals: [PositionalSpec("CSR", help: "the PEM certificate signing request")],
+        options: [
+            root, passphraseFile, certLifetime,
+            OptionSpec("--out", value: "F", help: "write the certificate to F instead of standard output"),
+        ],
+        details: "The CSR's common name must be a valid user name. When that user is enrolled, the "
+            + "certificate becomes the user's current one, so its key logs in with the user's password.")
+
+    public static let caToken = CommandSpec(
+        ["ca", "token"],
+        summary: "Print a one-time enrollment token for one user name, alone on standard output.",
+        positionals: [PositionalSpec("NAME", help: "the user name the token is for")],
+        options: [
+            root,
+            OptionSpec(
+                "--ttl", value: "DURATION", help: "how long the token stays valid, such as 24h or 30m (default: 24h)"),
+        ],
+        details: "The token replaces the host code for one enrollment of NAME, also of a name already "
+            + "enrolled, and carries the CA fingerprint, which enroll checks. Give it to the user over "
+            + "a channel you trust.")
+
+    public static let caList = CommandSpec(
+        ["ca", "list"], summary: "List issued certificates with serial, name, use, validity and status.",
+        options: [root])
 
     public static let serve = CommandSpec(
         ["serve"],
@@ -74,7 +142,7 @@ public enum CommandCatalog {
             OptionSpec("--port", value: "N", help: "file service port (default: 8443)"),
             csrPort,
             OptionSpec("--no-csr", help: "run the file service only, without enrollment"),
-            passphraseFile, certDays,
+            passphraseFile, certLifetime,
             OptionSpec(
                 "--max-file-size", value: "BYTES",
                 help: "largest file a client may upload (default: 68719476736, 64 GiB)"),
@@ -83,7 +151,7 @@ public enum CommandCatalog {
     public static let csrServe = CommandSpec(
         ["csr-serve"],
         summary: "Run the enrollment service alone until SIGTERM or SIGINT.",
-        options: [root, listen, csrPort, passphraseFile, certDays] + limitOptions)
+        options: [root, listen, csrPort, passphraseFile, certLifetime] + limitOptions)
 
     public static let enroll = CommandSpec(
         ["enroll"],
@@ -91,12 +159,16 @@ public enum CommandCatalog {
             + "issued certificate in a client profile.",
         options: [
             OptionSpec("--server", value: "HOST", help: "server host name or address (required)"),
-            OptionSpec("--user", value: "NAME", help: "user name to enroll as (required)"),
+            OptionSpec(
+                "--user", value: "NAME", help: "user name to enroll as (required unless a token names it)"),
             OptionSpec("--port", value: "N", help: "file service port to store in the profile (default: 8443)"),
             csrPort, profile, passwordFile,
             OptionSpec(
                 "--code-file", value: "F",
                 help: "read the host code from F (else SFTS_HOST_CODE, else a prompt)"),
+            OptionSpec(
+                "--token-file", value: "F",
+                help: "read a one-time token from F (else SFTS_ENROLL_TOKEN) and use it in place of the host code"),
             keyBits,
             OptionSpec(
                 "--ca-fingerprint", value: "SHA256",
@@ -149,6 +221,13 @@ public enum CommandCatalog {
                 help: "read the new password from F (else SFTS_NEW_PASSWORD, else a prompt)"),
         ])
 
+    public static let renew = CommandSpec(
+        ["renew"],
+        summary: "Renew your client certificate with a new key before it expires.",
+        options: [profile, passwordFile],
+        details: "put, get, ls and rm renew on their own once less than a third of the certificate's "
+            + "lifetime is left. An expired certificate cannot be renewed; enroll again with a token.")
+
     public static let userList = CommandSpec(
         ["user", "list"], summary: "List enrolled users with role and certificate expiry.",
         options: [root])
@@ -195,7 +274,8 @@ public enum CommandCatalog {
 
     /// Every command, in the order help lists them.
     public static let all: [CommandSpec] = [
-        caInit, serve, csrServe, enroll, put, get, ls, rm, passwd, userList, userRole, userRemove,
+        caInit, caImport, caServerCertificate, caSign, caToken, caRevoke, caList, serve, csrServe, enroll, put, get, ls,
+        rm, passwd, renew, userList, userRole, userRemove,
         blockList, blockLift, help, demo,
     ]
 

@@ -59,6 +59,12 @@ public enum CommandLineTool {
 
         switch spec.path {
         case CommandCatalog.caInit.path: return try CAInitCommand.run(parsed)
+        case CommandCatalog.caToken.path: return try CATokenCommand.run(parsed)
+        case CommandCatalog.caImport.path: return try CAImportCommand.run(parsed)
+        case CommandCatalog.caServerCertificate.path: return try CAServerCertificateCommand.run(parsed)
+        case CommandCatalog.caSign.path: return try CASignCommand.run(parsed)
+        case CommandCatalog.caRevoke.path: return try CACommands.revoke(parsed)
+        case CommandCatalog.caList.path: return try CACommands.list(parsed)
         case CommandCatalog.serve.path: return try ServeCommand.run(parsed, enrollmentOnly: false)
         case CommandCatalog.csrServe.path: return try ServeCommand.run(parsed, enrollmentOnly: true)
         case CommandCatalog.enroll.path: return try EnrollCommand.run(parsed)
@@ -67,6 +73,7 @@ public enum CommandLineTool {
         case CommandCatalog.ls.path: return try ListCommand.run(parsed)
         case CommandCatalog.rm.path: return try RemoveCommand.run(parsed)
         case CommandCatalog.passwd.path: return try PasswdCommand.run(parsed)
+        case CommandCatalog.renew.path: return try RenewCommand.run(parsed)
         case CommandCatalog.userList.path: return try UserCommand.list(parsed)
         case CommandCatalog.userRole.path: return try UserCommand.role(parsed)
         case CommandCatalog.userRemove.path: return try UserCommand.remove(parsed)

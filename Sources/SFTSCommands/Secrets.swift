@@ -26,6 +26,9 @@ enum Secrets {
     static let pkiPassphrase = SecretSource(
         option: "--passphrase-file", environment: "SFTS_PKI_PASSPHRASE",
         prompt: "PKI passphrase: ", what: "PKI passphrase")
+    static let enrollmentToken = SecretSource(
+        option: "--token-file", environment: "SFTS_ENROLL_TOKEN", prompt: "Enrollment token: ",
+        what: "enrollment token")
     static let hostCode = SecretSource(
         option: "--code-file", environment: "SFTS_HOST_CODE", prompt: "Host code: ",
         what: "host code")

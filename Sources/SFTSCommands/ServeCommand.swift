@@ -30,8 +30,12 @@ enum ServeCommand {
             var received: Int32 = 0
             guard sigwait(&signals, &received) == 0 else { continue }
             if received == SIGHUP {
-                // TODO: reload the server certificate and key on SIGHUP.
-                logger.info("signal.ignored", ["signal": "SIGHUP"])
+                // New connections get the certificate and key now on disk; open ones keep theirs.
+                do {
+                    try server.reload(pki: try ServerPKI.load(root: root, passphrase: passphrase))
+                } catch {
+                    logger.error("server.reload-failed", ["error": "\(error)"])
+                }
                 continue
             }
             logger.info("server.stopping", ["signal": received == SIGTERM ? "SIGTERM" : "SIGINT"])
@@ -61,8 +65,8 @@ enum ServeCommand {
         if let port = try arguments.port("--csr-port") {
             configuration.enrollmentPort = port
         }
-        if let days = try arguments.integer("--cert-days", in: 1...3650) {
-            configuration.clientCertificateDays = days
+        if let lifetime = try arguments.duration("--cert-lifetime", in: 5...(3650 * 86400)) {
+            configuration.clientCertificateLifetime = lifetime
         }
         var limits = configuration.limits
         if let seconds = try arguments.seconds("--handshake-timeout", in: 0.5...600) {

@@ -92,18 +92,17 @@ public final class Certificate: @unchecked Sendable {
 
     /// The serial number in uppercase hexadecimal, as `openssl x509 -serial` shows it.
     public var serialNumberHex: String {
-        guard let serial = X509_get0_serialNumber(pointer),
-            let number = ASN1_INTEGER_to_BN(serial, nil)
-        else { return "" }
-        defer { BN_free(number) }
-        guard let hex = BN_bn2hex(number) else { return "" }
-        defer { sfts_OPENSSL_free(hex) }
-        return String(cString: hex)
+        X509_get0_serialNumber(pointer).map(hexString) ?? ""
     }
 
-    public var notBefore: Date { date(X509_get0_notBefore(pointer)) }
+    public var notBefore: Date { asn1Date(X509_get0_notBefore(pointer)) }
 
-    public var notAfter: Date { date(X509_get0_notAfter(pointer)) }
+    public var notAfter: Date { asn1Date(X509_get0_notAfter(pointer)) }
+
+    /// True when the extended key usage allows TLS server authentication.
+    public var isTLSServer: Bool {
+        X509_check_purpose(pointer, X509_PURPOSE_SSL_SERVER, 0) == 1
+    }
 
     /// True when basic constraints mark the certificate as a CA.
     public var isCertificateAuthority: Bool { X509_check_ca(pointer) != 0 }
@@ -117,6 +116,36 @@ public final class Certificate: @unchecked Sendable {
     /// True when `key` is this certificate's private key.
     public func matches(_ key: PrivateKey) -> Bool {
         X509_check_private_key(pointer, key.pointer) == 1
+    }
+
+    /// The DNS names and IP addresses in the subject alternative name extension.
+    public var subjectAlternativeNames: [String] {
+        guard let extensionValue = X509_get_ext_d2i(pointer, NID_subject_alt_name, nil, nil) else { return [] }
+        let names = OpaquePointer(extensionValue)
+        defer { GENERAL_NAMES_free(names) }
+        var result: [String] = []
+        for index in 0..<OPENSSL_sk_num(names) {
+            guard let entry = OPENSSL_sk_value(names, index) else { continue }
+            var type: Int32 = 0
+            let name = entry.assumingMemoryBound(to: GENERAL_NAME.self)
+            guard let value = GENERAL_NAME_get0_value(name, &type) else { continue }
+            let string = value.assumingMemoryBound(to: ASN1_STRING.self)
+            guard let data = ASN1_STRING_get0_data(string) else { continue }
+            let bytes = [UInt8](UnsafeBufferPointer(start: data, count: Int(ASN1_STRING_length(string))))
+            switch type {
+            case GEN_DNS:
+                result.append(String(decoding: bytes, as: UTF8.self))
+            case GEN_IPADD where bytes.count == 4 || bytes.count == 16:
+                var text = [CChar](repeating: 0, count: 64)
+                let family = bytes.count == 4 ? AF_INET : AF_INET6
+                if inet_ntop(family, bytes, &text, socklen_t(text.count)) != nil {
+                    result.append(String(cString: text))
+                }
+            default:
+                continue
+            }
+        }
+        return result
     }
 
     /// True when the SANs name `host`, a DNS name or an IP address, as TLS clients check it.
@@ -160,14 +189,6 @@ public final class Certificate: @unchecked Sendable {
             OpenSSLErrorQueue.clear()
             throw CryptoError.certificateRejected(reason)
         }
-    }
-
-    private func date(_ time: UnsafePointer<ASN1_TIME>?) -> Date {
-        var parts = tm()
-        guard let time, ASN1_TIME_to_tm(time, &parts) == 1 else {
-            return Date(timeIntervalSince1970: 0)
-        }
-        return Date(timeIntervalSince1970: Double(timegm(&parts)))
     }
 }
 

@@ -53,7 +53,7 @@ public final class CertificateAuthority: @unchecked Sendable {
         var extensions = endEntityExtensions(extendedKeyUsage: "serverAuth")
         extensions.append((NID_subject_alt_name, names.joined(separator: ",")))
         return try issue(
-            commonName: commonName, publicKey: publicKey, validityDays: validityDays,
+            commonName: commonName, publicKey: publicKey, validity: Double(validityDays) * 86400,
             extensions: extensions)
     }
 
@@ -64,7 +64,7 @@ public final class CertificateAuthority: @unchecked Sendable {
     /// digitalSignature and keyEncipherment, clientAuth, and a validity that ends no later
     /// than the CA's.
     public func signClientCertificate(
-        _ csr: CertificateSigningRequest, expectedName: String, validityDays: Int,
+        _ csr: CertificateSigningRequest, expectedName: String, validity: TimeInterval,
         minimumKeyBits: Int = PrivateKey.minimumRSABits
     ) throws -> Certificate {
         try ClientCSRPolicy(expectedName: expectedName, minimumKeyBits: minimumKeyBits).check(csr)
@@ -72,7 +72,7 @@ public final class CertificateAuthority: @unchecked Sendable {
             throw CryptoError.policyViolation(check: "public key", reason: "the CSR has no key")
         }
         return try issue(
-            commonName: expectedName, publicKey: publicKey, validityDays: validityDays,
+            commonName: expectedName, publicKey: publicKey, validity: validity,
             extensions: endEntityExtensions(extendedKeyUsage: "clientAuth"))
     }
 
@@ -87,14 +87,14 @@ public final class CertificateAuthority: @unchecked Sendable {
     }
 
     private func issue(
-        commonName: String, publicKey: PublicKey, validityDays: Int,
+        commonName: String, publicKey: PublicKey, validity: TimeInterval,
         extensions: [(Int32, String)]
     ) throws -> Certificate {
-        guard validityDays > 0 else {
-            throw CryptoError.invalidInput("invalid validity of \(validityDays) days")
+        guard validity > 0 else {
+            throw CryptoError.invalidInput("invalid validity of \(validity) seconds")
         }
         let now = Date()
-        let notAfter = min(now + Double(validityDays) * 86400, certificate.notAfter)
+        let notAfter = min(now + validity, certificate.notAfter)
         return try CertificateAuthority.buildCertificate(
             subjectCommonName: commonName, subjectKey: publicKey, issuer: certificate,
             signingKey: key, notBefore: now - CertificateAuthority.backdate, notAfter: notAfter,

@@ -26,6 +26,8 @@ public enum MessageType: String, Codable, Sendable {
     case removeCompleted = "remove-completed"
     case changePassword = "change-password"
     case passwordChanged = "password-changed"
+    case renew
+    case renewed
 }
 
 /// A frame as received: its envelope fields and the JSON it came in, from which the body is

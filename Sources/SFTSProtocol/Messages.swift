@@ -21,23 +21,29 @@ public struct EmptyBody: Codable, Sendable {
 
 // MARK: - Enrollment
 
-/// The client's first enrollment message: the user name it wants and a fresh nonce.
+/// The client's first enrollment message: the user name it wants, a fresh nonce, and the id
+/// of a one-time token when it proves a token in place of the host code.
 public struct EnrollStart: Codable, Sendable {
     public let user: String
     public let nonce: String
+    public let token: String?
 
-    public init(user: String, nonce: String) {
+    public init(user: String, nonce: String, token: String? = nil) {
         self.user = user
         self.nonce = nonce
+        self.token = token
     }
 }
 
-/// The server's nonce for the enrollment proofs.
+/// The server's nonce for the enrollment proofs, and its CA certificate, which a client with
+/// a pinned fingerprint checks before it proves anything.
 public struct EnrollChallenge: Codable, Sendable {
     public let nonce: String
+    public let caCertificate: String
 
-    public init(nonce: String) {
+    public init(nonce: String, caCertificate: String) {
         self.nonce = nonce
+        self.caCertificate = caCertificate
     }
 }
 
@@ -50,14 +56,13 @@ public struct EnrollProof: Codable, Sendable {
     }
 }
 
-/// The server's proof that it has the host code, and the CA certificate the proof covers.
+/// The server's proof that it has the host code or token secret; it covers the CA
+/// certificate sent in the challenge.
 public struct EnrollAccepted: Codable, Sendable {
     public let proof: String
-    public let caCertificate: String
 
-    public init(proof: String, caCertificate: String) {
+    public init(proof: String) {
         self.proof = proof
-        self.caCertificate = caCertificate
     }
 }
 
@@ -240,6 +245,25 @@ public struct GetReady: Codable, Sendable {
     public init(size: UInt64, uploader: String?) {
         self.size = size
         self.uploader = uploader
+    }
+}
+
+/// A renewal request: a CSR for a new key, signed by it, for the logged-in user.
+public struct RenewRequest: Codable, Sendable {
+    public let csr: String
+
+    public init(csr: String) {
+        self.csr = csr
+    }
+}
+
+/// The renewed certificate. The server ends the session after it, since the connection's
+/// certificate is no longer the user's current one.
+public struct RenewResult: Codable, Sendable {
+    public let certificate: String
+
+    public init(certificate: String) {
+        self.certificate = certificate
     }
 }
 

@@ -19,8 +19,8 @@ final class FileSession: Session {
     private let buffer = UnsafeMutableRawBufferPointer.allocate(
         byteCount: FileSession.chunkBytes, alignment: 16)
 
-    init(services: ServerServices, connection: TLSConnection, peer: PeerInfo) {
-        super.init(services: services, connection: connection, peer: peer, service: "file")
+    init(services: ServerServices, credentials: ServerCredentials, connection: TLSConnection, peer: PeerInfo) {
+        super.init(services: services, credentials: credentials, connection: connection, peer: peer, service: "file")
     }
 
     deinit {
@@ -77,7 +77,10 @@ final class FileSession: Session {
             }
 
             do {
-                try dispatch(frame)
+                guard try dispatch(frame) else {
+                    logClosed()
+                    return
+                }
             } catch let failure as ServiceFailure {
                 if !report(failure, requestID: frame.id, command: frame.typeName) {
                     logClosed()
@@ -172,7 +175,8 @@ final class FileSession: Session {
 
     // MARK: - Commands
 
-    private func dispatch(_ frame: IncomingFrame) throws {
+    /// Runs one command; returns false when the session must end after it.
+    private func dispatch(_ frame: IncomingFrame) throws -> Bool {
         switch frame.type {
         case .list:
             try list(frame, try decode(frame, ListRequest.self))
@@ -184,10 +188,14 @@ final class FileSession: Session {
             try remove(frame, try decode(frame, PathRequest.self))
         case .changePassword:
             try changePassword(frame, try decode(frame, ChangePasswordRequest.self))
+        case .renew:
+            try renew(frame, try decode(frame, RenewRequest.self))
+            return false
         default:
             throw ServiceFailure(
                 .invalidRequest, "unknown or misplaced request type \(RemotePath.quoted(frame.typeName))")
         }
+        return true
     }
 
     private func decode<Body: Decodable>(_ frame: IncomingFrame, _ type: Body.Type) throws -> Body {
@@ -392,8 +400,8 @@ final class FileSession: Session {
         let signed = SignedRecord.download(
             name: source.description, size: size, sha256: digest, uploader: uploader ?? "", requestID: frame.id,
             timestamp: Timestamp.format(now))
-        let signature = try services.pki.serverKey.signPSS(signed)
-        let serverCertificate = services.pki.serverCertificate
+        let signature = try credentials.pki.serverKey.signPSS(signed)
+        let serverCertificate = credentials.pki.serverCertificate
         try channel.send(
             .getRecord, id: frame.id,
             body: TransferRecord(
@@ -417,6 +425,31 @@ final class FileSession: Session {
         }
         try channel.send(.removeCompleted, id: frame.id, body: EmptyBody())
         logEvent(.info, "rm", [("user", user), ("path", target.description)])
+    }
+
+    /// Issues a new certificate for a new key of the logged-in user, under the CA policy. An
+    /// expired certificate never gets here: the TLS handshake rejects it.
+    private func renew(_ frame: IncomingFrame, _ request: RenewRequest) throws {
+        try authorize(.update, for: "renew")
+        let certificate: Certificate
+        do {
+            let csr = try CertificateSigningRequest(pem: request.csr)
+            certificate = try credentials.pki.authority.signClientCertificate(
+                csr, expectedName: user, validity: services.configuration.clientCertificateLifetime)
+        } catch let error as CryptoError {
+            logEvent(.warning, "renew.rejected", [("user", user), ("error", error.description)])
+            throw ServiceFailure(.policyRejected, error.description)
+        }
+        try services.issuedCertificates.record(certificate)
+        try services.users.modify(user) { $0.replaceCertificate(certificate) }
+        try channel.send(.renewed, id: frame.id, body: RenewResult(certificate: certificate.pem))
+        logEvent(
+            .info, "renew",
+            [
+                ("user", user), ("previous.serial", clientCertificate?.serialNumberHex ?? "-"),
+                ("certificate.serial", certificate.serialNumberHex),
+                ("not.after", Timestamp.format(certificate.notAfter)),
+            ])
     }
 
     private func changePassword(_ frame: IncomingFrame, _ request: ChangePasswordRequest) throws {

@@ -11,7 +11,7 @@ import SFTSTLS
 /// The state and helpers the services of one server share.
 final class ServerServices: @unchecked Sendable {
     let configuration: ServerConfiguration
-    let pki: ServerPKI
+    let credentials: CredentialsProvider
     let users: UserStore
     let fileRecords: FileRecordStore
     let files: FileStore
@@ -21,11 +21,16 @@ final class ServerServices: @unchecked Sendable {
     let logger: Logger
     let watchdog = DeadlineWatchdog()
 
-    init(configuration: ServerConfiguration, pki: ServerPKI, logger: Logger) {
+    let revocations: RevocationStore
+    let tokens: TokenStore
+
+    init(configuration: ServerConfiguration, pki: ServerPKI, logger: Logger) throws {
         self.configuration = configuration
-        self.pki = pki
         self.logger = logger
         let root = configuration.root
+        revocations = JSONRevocationStore(url: root.revocations)
+        tokens = JSONTokenStore(url: root.tokens)
+        credentials = try CredentialsProvider(root: root, pki: pki, revocations: revocations, logger: logger)
         users = JSONUserStore(url: root.users)
         fileRecords = JSONFileRecordStore(url: root.fileRecords)
         files = FileStore(root: root.directory)
@@ -50,8 +55,6 @@ final class ServerServices: @unchecked Sendable {
 /// one thread per connection.
 public final class Server: @unchecked Sendable {
     private let services: ServerServices
-    private let tlsFile: TLSContext
-    private let tlsEnrollment: TLSContext
     private let limiter: ConnectionLimiter
     private var listeners: [TCPListener] = []
     private let stateLock = NSLock()
@@ -64,12 +67,7 @@ public final class Server: @unchecked Sendable {
     public private(set) var enrollmentPort: UInt16?
 
     public init(configuration: ServerConfiguration, pki: ServerPKI, logger: Logger) throws {
-        services = ServerServices(configuration: configuration, pki: pki, logger: logger)
-        tlsFile = try TLSContext.server(
-            certificate: pki.serverCertificate, key: pki.serverKey,
-            clientCA: pki.authority.certificate)
-        tlsEnrollment = try TLSContext.server(
-            certificate: pki.serverCertificate, key: pki.serverKey, clientCA: nil)
+        services = try ServerServices(configuration: configuration, pki: pki, logger: logger)
         limiter = ConnectionLimiter(
             maxTotal: configuration.limits.maxConnections,
             maxPerAddress: configuration.limits.maxConnectionsPerAddress)
@@ -106,7 +104,8 @@ public final class Server: @unchecked Sendable {
                 "file.port": filePort.map { String($0) } ?? "off",
                 "enrollment.port": enrollmentPort.map { String($0) } ?? "off",
                 "root": configuration.root.url.path,
-                "ca.fingerprint": services.pki.authority.certificate.sha256Fingerprint.colonHexString,
+                "ca.fingerprint": services.credentials.credentials().pki.authority.certificate.sha256Fingerprint
+                    .colonHexString,
             ])
     }
 
@@ -128,6 +127,18 @@ public final class Server: @unchecked Sendable {
         services.logger.info(
             "server.stopped", ["connections.open": String(limiter.openConnections)])
         stopped.signal()
+    }
+
+    /// Switches to keys and certificates loaded again from the state root, as on SIGHUP.
+    /// Connections already open finish with the ones they started with.
+    public func reload(pki: ServerPKI) throws {
+        try services.credentials.reload(pki: pki)
+        services.logger.info(
+            "server.reloaded",
+            [
+                "server.serial": pki.serverCertificate.serialNumberHex,
+                "server.not-after": LogLine.timestamp(pki.serverCertificate.notAfter),
+            ])
     }
 
     /// Blocks until ``stop(grace:)`` has finished.
@@ -166,10 +177,11 @@ public final class Server: @unchecked Sendable {
 
         let thread = Thread { [self] in
             defer { limiter.release(accepted.peerAddress) }
+            let credentials = services.credentials.credentials()
             let connection: TLSConnection
             do {
                 connection = try TLSConnection(
-                    context: service == "file" ? tlsFile : tlsEnrollment,
+                    context: service == "file" ? credentials.fileContext : credentials.enrollmentContext,
                     descriptor: accepted.descriptor)
             } catch {
                 services.logger.error(
@@ -180,9 +192,10 @@ public final class Server: @unchecked Sendable {
             let peer = PeerInfo(
                 connectionID: connectionID, address: accepted.peerAddress, port: accepted.peerPort)
             if service == "file" {
-                FileSession(services: services, connection: connection, peer: peer).run()
+                FileSession(services: services, credentials: credentials, connection: connection, peer: peer).run()
             } else {
-                EnrollmentSession(services: services, connection: connection, peer: peer).run()
+                EnrollmentSession(services: services, credentials: credentials, connection: connection, peer: peer)
+                    .run()
             }
             _ = services.watchdog.finish(connection)
             connection.close()

@@ -32,8 +32,8 @@ public struct ServerConfiguration: Sendable {
     public var limits = ServerLimits()
     /// How far a request timestamp may be from the server clock, in either direction.
     public var timestampTolerance: TimeInterval = 30
-    /// Lifetime of issued client certificates.
-    public var clientCertificateDays = 90
+    /// Lifetime of issued client certificates, in seconds.
+    public var clientCertificateLifetime: TimeInterval = 90 * 86400
     /// When authentication failures block an address.
     public var blockPolicy = BlockPolicy()
     /// PBKDF2 iterations for verifiers made at enrollment and password change.

@@ -58,6 +58,17 @@ public final class ServerPKI: @unchecked Sendable {
             hostCode: hostCode)
     }
 
+    /// Loads only the CA certificate and key, for commands that sign but do not serve.
+    public static func loadAuthority(root: StateRoot, passphrase: String) throws -> CertificateAuthority {
+        for file in [root.caCertificate, root.caKey] where !FileManager.default.fileExists(atPath: file.path) {
+            throw StateError(
+                path: file.path, reason: "missing; pass --root with the server state root, or run 'sfts ca init'")
+        }
+        let key = try PrivateKey(
+            pem: try readText(root.caKey), passphrase: passphrase, what: "\(root.caKey.path) with this PKI passphrase")
+        return try CertificateAuthority(certificate: try Certificate(contentsOf: root.caCertificate), key: key)
+    }
+
     static func readText(_ url: URL) throws -> String {
         do {
             return try String(contentsOf: url, encoding: .utf8)
@@ -110,13 +121,7 @@ public enum CAInitializer {
     public static let minimumPassphraseLength = 15
 
     public static func run(root: StateRoot, options: CAInitOptions) throws -> CAInitResult {
-        let passphraseLength = options.passphrase.unicodeScalars.count
-        guard passphraseLength >= minimumPassphraseLength else {
-            throw StateError(
-                path: root.caKey.path,
-                reason: "the PKI passphrase has \(passphraseLength) characters; use at least "
-                    + "\(minimumPassphraseLength)")
-        }
+        try checkPassphrase(options.passphrase, root: root)
         if !options.force, FileManager.default.fileExists(atPath: root.caCertificate.path) {
             throw StateError(
                 path: root.caCertificate.path,
@@ -124,20 +129,6 @@ public enum CAInitializer {
                     + "every certificate it issued")
         }
         let (dnsNames, ipAddresses) = try splitHosts(options.hosts)
-
-        let fileManager = FileManager.default
-        try fileManager.createDirectory(
-            at: root.certificatesFolder, withIntermediateDirectories: true,
-            attributes: [.posixPermissions: 0o700])
-        try fileManager.createDirectory(
-            at: root.issuedFolder, withIntermediateDirectories: true,
-            attributes: [.posixPermissions: 0o700])
-        try fileManager.createDirectory(
-            at: root.directory, withIntermediateDirectories: true,
-            attributes: [.posixPermissions: 0o750])
-        try fileManager.createDirectory(
-            at: root.logsFolder, withIntermediateDirectories: true,
-            attributes: [.posixPermissions: 0o700])
 
         let hostName = ProcessInfo.processInfo.hostName
         let caKey = try PrivateKey.generateRSA(bits: options.keyBits)
@@ -148,20 +139,105 @@ public enum CAInitializer {
             commonName: dnsNames.first ?? ipAddresses.first ?? hostName,
             publicKey: serverKey.publicKey, dnsNames: dnsNames, ipAddresses: ipAddresses,
             validityDays: options.serverValidityDays)
-        let hostCode = HostCode.format(randomBytes: SecureRandom.bytes(20))
+        return try install(
+            root: root, authority: authority, serverCertificate: serverCertificate, serverKey: serverKey,
+            passphrase: options.passphrase)
+    }
 
-        try AtomicFile.write(
-            Data(try caKey.pem(passphrase: options.passphrase).utf8), to: root.caKey)
-        try AtomicFile.write(
-            Data(try serverKey.pem(passphrase: options.passphrase).utf8), to: root.serverKey)
-        try AtomicFile.write(
-            Data(authority.certificate.pem.utf8), to: root.caCertificate, permissions: 0o644)
-        try AtomicFile.write(
-            Data(serverCertificate.pem.utf8), to: root.serverCertificate, permissions: 0o644)
+    /// Sets up a state root around a CA and a server certificate made elsewhere, for example
+    /// with the openssl command line: checks that they fit together and the TLS policy, then
+    /// writes them as `ca init` would, keys encrypted with the PKI passphrase.
+    public static func importExisting(
+        root: StateRoot, caCertificate: Certificate, caKey: PrivateKey, serverCertificate: Certificate,
+        serverKey: PrivateKey, passphrase: String, force: Bool
+    ) throws -> CAInitResult {
+        try checkPassphrase(passphrase, root: root)
+        if !force, FileManager.default.fileExists(atPath: root.caCertificate.path) {
+            throw StateError(
+                path: root.caCertificate.path,
+                reason: "a CA already exists; pass --force to replace it, which invalidates every certificate it issued"
+            )
+        }
+        let authority = try CertificateAuthority(certificate: caCertificate, key: caKey)
+        guard caKey.publicKey.isRSA, caKey.bits >= PrivateKey.minimumRSABits,
+            serverKey.publicKey.isRSA, serverKey.bits >= PrivateKey.minimumRSABits
+        else {
+            throw StateError(path: "import", reason: "the CA and server keys must be RSA of at least 2048 bits")
+        }
+        guard serverCertificate.matches(serverKey) else {
+            throw StateError(path: "import", reason: "the server key does not match the server certificate")
+        }
+        do {
+            try serverCertificate.verify(trusting: [caCertificate], purpose: .tlsServer)
+        } catch {
+            throw StateError(
+                path: "import",
+                reason: "the server certificate does not verify against the CA for TLS server use: \(error)")
+        }
+        return try install(
+            root: root, authority: authority, serverCertificate: serverCertificate, serverKey: serverKey,
+            passphrase: passphrase)
+    }
+
+    /// Issues a new server key and certificate for `hosts` from the CA in `root`, and writes
+    /// them in place of the current ones; a running server switches on SIGHUP.
+    public static func rotateServerCertificate(
+        root: StateRoot, hosts: [String], keyBits: Int, passphrase: String, validityDays: Int = 397
+    ) throws -> Certificate {
+        let authority = try ServerPKI.loadAuthority(root: root, passphrase: passphrase)
+        let (dnsNames, ipAddresses) = try splitHosts(hosts)
+        let serverKey = try PrivateKey.generateRSA(bits: keyBits)
+        let certificate = try authority.issueServerCertificate(
+            commonName: dnsNames.first ?? ipAddresses.first ?? "sfts server", publicKey: serverKey.publicKey,
+            dnsNames: dnsNames, ipAddresses: ipAddresses, validityDays: validityDays)
+        try FolderIssuedCertificateStore(folder: root.issuedFolder).record(certificate)
+        // The key goes first: a server reloading between the two writes fails to pair them and
+        // keeps its current credentials, rather than serving a certificate without its key.
+        try AtomicFile.write(Data(try serverKey.pem(passphrase: passphrase).utf8), to: root.serverKey)
+        try AtomicFile.write(Data(certificate.pem.utf8), to: root.serverCertificate, permissions: 0o644)
+        return certificate
+    }
+
+    private static func checkPassphrase(_ passphrase: String, root: StateRoot) throws {
+        let passphraseLength = passphrase.unicodeScalars.count
+        guard passphraseLength >= minimumPassphraseLength else {
+            throw StateError(
+                path: root.caKey.path,
+                reason: "the PKI passphrase has \(passphraseLength) characters; use at least "
+                    + "\(minimumPassphraseLength)")
+        }
+    }
+
+    /// Writes the PKI, a fresh host code, token key and empty CRL, and the default policy
+    /// files that are missing.
+    private static func install(
+        root: StateRoot, authority: CertificateAuthority, serverCertificate: Certificate, serverKey: PrivateKey,
+        passphrase: String
+    ) throws -> CAInitResult {
+        let fileManager = FileManager.default
+        for (folder, mode) in [
+            (root.certificatesFolder, 0o700), (root.issuedFolder, 0o700), (root.directory, 0o750),
+            (root.logsFolder, 0o700),
+        ] {
+            try fileManager.createDirectory(
+                at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: mode])
+        }
+
+        let hostCode = HostCode.format(randomBytes: SecureRandom.bytes(20))
+        try AtomicFile.write(Data(try authority.key.pem(passphrase: passphrase).utf8), to: root.caKey)
+        try AtomicFile.write(Data(try serverKey.pem(passphrase: passphrase).utf8), to: root.serverKey)
+        try AtomicFile.write(Data(authority.certificate.pem.utf8), to: root.caCertificate, permissions: 0o644)
+        try AtomicFile.write(Data(serverCertificate.pem.utf8), to: root.serverCertificate, permissions: 0o644)
         try AtomicFile.write(Data((hostCode + "\n").utf8), to: root.hostCode)
+        try AtomicFile.write(Data((SecureRandom.bytes(32).hexString + "\n").utf8), to: root.tokenKey)
+        // A new CA starts with no revocations; serials in an old index belong to the old CA.
+        try JSONFile<RevocationIndex>(url: root.revocations, empty: { .empty }).write(.empty)
+        try RevocationListFile.write(
+            root: root, authority: authority, store: JSONRevocationStore(url: root.revocations))
+        try FolderIssuedCertificateStore(folder: root.issuedFolder).record(serverCertificate)
         var created = [
             root.caCertificate.path, root.caKey.path, root.serverCertificate.path,
-            root.serverKey.path, root.hostCode.path,
+            root.serverKey.path, root.hostCode.path, root.tokenKey.path, root.revocationList.path,
         ]
 
         if !fileManager.fileExists(atPath: root.roles.path) {
@@ -179,7 +255,7 @@ public enum CAInitializer {
 
         return CAInitResult(
             hostCode: hostCode, caFingerprint: authority.certificate.sha256Fingerprint.colonHexString,
-            serverNames: dnsNames + ipAddresses, createdFiles: created)
+            serverNames: serverCertificate.subjectAlternativeNames, createdFiles: created)
     }
 
     /// Sorts hosts into DNS names and IP addresses, rejecting anything that is neither.
@@ -270,9 +346,12 @@ public enum BlockedPasswords {
     ]
 }
 
-/// A record of every client certificate the CA issued.
+/// A record of every certificate the CA issued.
 public protocol IssuedCertificateStore: Sendable {
     func record(_ certificate: Certificate) throws
+    /// Every issued certificate, oldest first.
+    func all() throws -> [Certificate]
+    func certificate(serial: String) throws -> Certificate?
 }
 
 /// The default issued-certificate store: one PEM file per serial number in
@@ -291,5 +370,20 @@ public struct FolderIssuedCertificateStore: IssuedCertificateStore {
             Data(certificate.pem.utf8),
             to: folder.appendingPathComponent("\(certificate.serialNumberHex).pem"),
             permissions: 0o644)
+    }
+
+    public func all() throws -> [Certificate] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return try names.filter { $0.hasSuffix(".pem") }.map {
+            try Certificate(contentsOf: folder.appendingPathComponent($0))
+        }.sorted { $0.notBefore < $1.notBefore }
+    }
+
+    public func certificate(serial: String) throws -> Certificate? {
+        let name = serial.uppercased()
+        guard !name.isEmpty, name.allSatisfy(\.isHexDigit) else { return nil }
+        let url = folder.appendingPathComponent("\(name).pem")
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        return try Certificate(contentsOf: url)
     }
 }

@@ -8,6 +8,8 @@ import SFTSTLS
 /// I/O under the idle timeout, request checks and error reporting.
 class Session {
     let services: ServerServices
+    /// The keys and certificates this connection started with.
+    let credentials: ServerCredentials
     let connection: TLSConnection
     let peer: PeerInfo
     let channel: FrameChannel
@@ -17,8 +19,12 @@ class Session {
     var logger: Logger { services.logger }
     var limits: ServerLimits { services.configuration.limits }
 
-    init(services: ServerServices, connection: TLSConnection, peer: PeerInfo, service: String) {
+    init(
+        services: ServerServices, credentials: ServerCredentials, connection: TLSConnection, peer: PeerInfo,
+        service: String
+    ) {
         self.services = services
+        self.credentials = credentials
         self.connection = connection
         self.peer = peer
         self.service = service

@@ -16,7 +16,15 @@ public struct StateRoot: Sendable {
     }
     public var serverKey: URL { certificatesFolder.appendingPathComponent("server_key.pem") }
     public var hostCode: URL { certificatesFolder.appendingPathComponent("host_code") }
-    /// Every client certificate the CA issued, one PEM file per serial number.
+    /// The CA's current CRL, which the file service checks on every handshake.
+    public var revocationList: URL { certificatesFolder.appendingPathComponent("crl.pem") }
+    /// The revoked serial numbers the CRL is built from, and the last CRL number.
+    public var revocations: URL { certificatesFolder.appendingPathComponent("revoked.json") }
+    /// The key that one-time enrollment tokens are derived from.
+    public var tokenKey: URL { certificatesFolder.appendingPathComponent("token_key") }
+    /// Issued enrollment tokens: user, expiry and use.
+    public var tokens: URL { url.appendingPathComponent("tokens.json") }
+    /// Every certificate the CA issued, one PEM file per serial number.
     public var issuedFolder: URL { certificatesFolder.appendingPathComponent("issued") }
     /// The served files.
     public var directory: URL { url.appendingPathComponent("directory") }

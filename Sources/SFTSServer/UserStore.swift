@@ -41,6 +41,13 @@ public struct UserRecord: Codable, Equatable, Sendable {
             serverKey: Array(serverKey))
     }
 
+    /// Makes `certificate` the user's current one, as after renewal or re-enrollment.
+    public mutating func replaceCertificate(_ certificate: Certificate) {
+        certificateSerial = certificate.serialNumberHex
+        certificateFingerprint = certificate.sha256Fingerprint.hexString
+        certificateNotAfter = ISO8601DateFormatter().string(from: certificate.notAfter)
+    }
+
     public mutating func setVerifier(_ verifier: PasswordVerifier, at time: String) {
         salt = Data(verifier.salt).base64EncodedString()
         iterations = verifier.iterations

@@ -53,12 +53,15 @@ public final class TLSContext: @unchecked Sendable {
 
     /// A server context presenting `certificate` (with `chain` after it).
     ///
-    /// - Parameter clientCA: When given, every client must present a certificate issued by it
-    ///   for TLS client authentication, or the handshake fails. When nil, no certificate is
-    ///   requested (the enrollment service).
+    /// - Parameters:
+    ///   - clientCA: When given, every client must present a certificate issued by it for TLS
+    ///     client authentication, or the handshake fails. When nil, no certificate is requested
+    ///     (the enrollment service).
+    ///   - revocationList: A CRL from `clientCA`; client certificates it lists are rejected in
+    ///     the handshake.
     public static func server(
         certificate: Certificate, key: PrivateKey, chain: [Certificate] = [],
-        clientCA: Certificate?
+        clientCA: Certificate?, revocationList: CertificateRevocationList? = nil
     ) throws -> TLSContext {
         let context = try TLSContext(server: true, verifiesPeer: clientCA != nil)
         try context.use(certificate: certificate, key: key, chain: chain)
@@ -68,6 +71,13 @@ public final class TLSContext: @unchecked Sendable {
                 SSL_CTX_add_client_CA(context.pointer, clientCA.pointer) == 1
             else {
                 throw TLSError.configuration("trusting the client CA: \(OpenSSLErrorQueue.drain())")
+            }
+            if let revocationList {
+                guard X509_STORE_add_crl(store, revocationList.pointer) == 1,
+                    X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK)) == 1
+                else {
+                    throw TLSError.configuration("loading the CRL: \(OpenSSLErrorQueue.drain())")
+                }
             }
             X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(context.pointer), X509_PURPOSE_SSL_CLIENT)
             SSL_CTX_set_verify(context.pointer, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)

@@ -1,6 +1,7 @@
 import Foundation
 import SFTSCrypto
 import SFTSProtocol
+import SFTSTLS
 import SFTSTestSupport
 import Testing
 
@@ -62,6 +63,7 @@ final class EnrollmentAttackTests {
     }
 
     @Test func weakPasswordRejectedByServer() throws {
+        let before = try stateSnapshot()
         let hostile = try provenClient(user: "alice")
         let key = try PrivateKey.generateRSA(bits: 2048)
         let csr = try CertificateSigningRequest.create(commonName: "alice", key: key)
@@ -69,7 +71,7 @@ final class EnrollmentAttackTests {
         let error = try hostile.expectError()
         #expect(error.code == .policyRejected)
         #expect(error.message.contains("at least 15"))
-        #expect(try stateSnapshot().issued.isEmpty)
+        #expect(try stateSnapshot().issued == before.issued)
     }
 
     @Test func invalidUserNameRejectedByServer() throws {
@@ -99,12 +101,45 @@ final class EnrollmentAttackTests {
     }
 
     @Test func requestBeforeProofRejected() throws {
+        let before = try stateSnapshot()
         let hostile = try HostileClient.enrollment(server)
         let key = try PrivateKey.generateRSA(bits: 2048)
         let csr = try CertificateSigningRequest.create(commonName: "alice", key: key)
         try hostile.send("enroll-request", EnrollRequest(csr: csr.pem, password: TestSecrets.alicePassword))
         let error = try hostile.expectError()
         #expect(error.code == .invalidRequest)
-        #expect(try stateSnapshot().issued.isEmpty)
+        #expect(try stateSnapshot().issued == before.issued)
+    }
+}
+
+/// Tokens and expired certificates against the real server, bypassing the client's own checks.
+@Suite(.serialized)
+final class TokenAttackTests {
+    @Test func tokenForAnotherUserRejectedByServer() throws {
+        let server = try TestServer()
+        let issued = try server.admin(["ca", "token", "bob"])
+        let token = try #require(EnrollmentToken.parse(issued.standardOutput))
+        let hostile = try HostileClient.enrollment(server)
+        try hostile.send(
+            "enroll-start",
+            EnrollStart(user: "carol", nonce: Data(SecureRandom.bytes(32)).base64EncodedString(), token: token.id))
+        let error = try hostile.expectError()
+        #expect(error.code == .authenticationFailed)
+        #expect(error.message.contains("token"))
+        let tokens = try String(contentsOf: server.file("tokens.json"), encoding: .utf8)
+        #expect(!tokens.contains("usedAt"))
+    }
+
+    @Test func expiredCertificateRejectedAtHandshake() throws {
+        let fixture = try HostileFixture(serverArguments: ["--cert-lifetime", "5s"])
+        let certificate = try Certificate(contentsOf: fixture.bob.profileFile("client_certificate.pem"))
+        #expect(waitUntil(20) { certificate.notAfter < Date() })
+        #expect {
+            let hostile = try HostileClient.fileService(fixture.server, as: fixture.bob)
+            _ = try hostile.login(user: "bob", password: fixture.bob.password)
+        } throws: { error in
+            if case TLSError.certificateRejectedByPeer(let reason) = error { return reason.contains("expired") }
+            return false
+        }
     }
 }

@@ -9,16 +9,6 @@ import Testing
     import Glibc
 #endif
 
-/// Polls `condition` every 20 ms until it holds or `seconds` pass; returns whether it held.
-func waitUntil(_ seconds: TimeInterval, _ condition: () throws -> Bool) rethrows -> Bool {
-    let deadline = Date() + seconds
-    while Date() < deadline {
-        if try condition() { return true }
-        usleep(20_000)
-    }
-    return try condition()
-}
-
 /// Attacks from the network side: password guessing from one address, connection floods,
 /// trickling clients, and racing uploads.
 @Suite(.serialized)

@@ -145,3 +145,13 @@ public enum FreePort {
         }
     }
 }
+
+/// Polls `condition` every 20 ms until it holds or `seconds` pass; returns whether it held.
+public func waitUntil(_ seconds: TimeInterval, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date() + seconds
+    while Date() < deadline {
+        if try condition() { return true }
+        usleep(20_000)
+    }
+    return try condition()
+}

@@ -58,15 +58,24 @@ public final class TestServer: @unchecked Sendable {
     ///
     /// - Parameter listenAddress: The numeric address to listen on; `::ffff:127.0.0.1` makes an
     ///   IPv6 socket that receives IPv4 loopback clients as IPv4-mapped addresses.
-    public init(extraArguments: [String] = [], listenAddress: String = "127.0.0.1") throws {
+    /// - Parameter existingRoot: A state root made beforehand, such as by `sfts ca import`;
+    ///   without it the server gets a new one from `sfts ca init`.
+    public init(extraArguments: [String] = [], listenAddress: String = "127.0.0.1", existingRoot: URL? = nil) throws {
         folder = try TemporaryFolder(prefix: "sfts-server")
-        root = folder.path("root")
-        let initResult = try ProcessRunner.run(
-            SFTSBinary.url,
-            ["ca", "init", "--root", root.path, "--key-bits", "2048", "--host", "localhost", "--host", "127.0.0.1"],
-            environment: ["SFTS_PKI_PASSPHRASE": TestSecrets.pkiPassphrase])
-        guard initResult.status == 0 else {
-            throw HarnessError("ca init failed: \(initResult)")
+        if let existingRoot {
+            root = existingRoot
+        } else {
+            root = folder.path("root")
+            let initResult = try ProcessRunner.run(
+                SFTSBinary.url,
+                [
+                    "ca", "init", "--root", root.path, "--key-bits", "2048", "--host", "localhost", "--host",
+                    "127.0.0.1",
+                ],
+                environment: ["SFTS_PKI_PASSPHRASE": TestSecrets.pkiPassphrase])
+            guard initResult.status == 0 else {
+                throw HarnessError("ca init failed: \(initResult)")
+            }
         }
         hostCode = try String(contentsOf: root.appendingPathComponent("certificates/host_code"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -136,6 +145,9 @@ public final class TestServer: @unchecked Sendable {
     }
 
     public var isRunning: Bool { process?.isRunning ?? false }
+
+    /// The server's process id, or 0 when it is not running.
+    public var pid: Int32 { process?.processIdentifier ?? 0 }
 
     /// Sends SIGTERM and waits for the process; kills it after 10 s. Returns its exit status.
     @discardableResult

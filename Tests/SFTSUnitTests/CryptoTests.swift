@@ -128,7 +128,7 @@ enum TestPKI {
     @Test func issuesClientCertificateWithOnlyCAChosenExtensions() throws {
         let csr = try CertificateSigningRequest.create(commonName: "alice", key: TestPKI.userKey)
         #expect(csr.hasValidSignature)
-        let certificate = try TestPKI.authority.signClientCertificate(csr, expectedName: "alice", validityDays: 90)
+        let certificate = try TestPKI.authority.signClientCertificate(csr, expectedName: "alice", validity: 90 * 86400)
         #expect(certificate.subjectCommonName == "alice")
         #expect(!certificate.isCertificateAuthority)
         #expect(certificate.matches(TestPKI.userKey))
@@ -155,7 +155,7 @@ enum TestPKI {
     @Test func policyRejectsNameMismatch() throws {
         let csr = try CertificateSigningRequest.create(commonName: "mallory", key: TestPKI.userKey)
         #expect {
-            try TestPKI.authority.signClientCertificate(csr, expectedName: "alice", validityDays: 90)
+            try TestPKI.authority.signClientCertificate(csr, expectedName: "alice", validity: 90 * 86400)
         } throws: { error in
             if case CryptoError.policyViolation(let check, _) = error { return check == "common name" }
             return false
@@ -173,7 +173,7 @@ enum TestPKI {
             pem: "-----BEGIN CERTIFICATE REQUEST-----\n\(body)\n-----END CERTIFICATE REQUEST-----\n")
         #expect(!forged.hasValidSignature)
         #expect {
-            try TestPKI.authority.signClientCertificate(forged, expectedName: "alice", validityDays: 90)
+            try TestPKI.authority.signClientCertificate(forged, expectedName: "alice", validity: 90 * 86400)
         } throws: { error in
             if case CryptoError.policyViolation(let check, _) = error { return check == "proof of possession" }
             return false
@@ -209,7 +209,7 @@ enum TestPKI {
             ])
         try #require(made.status == 0, "\(made)")
         let csr = try CertificateSigningRequest(pem: try String(contentsOf: folder.path("r.pem"), encoding: .utf8))
-        let certificate = try TestPKI.authority.signClientCertificate(csr, expectedName: "alice", validityDays: 90)
+        let certificate = try TestPKI.authority.signClientCertificate(csr, expectedName: "alice", validity: 90 * 86400)
         let text = certificate.text
         #expect(text.contains("CA:FALSE"))
         #expect(!text.contains("CA:TRUE"))
@@ -231,7 +231,7 @@ enum TestPKI {
         try #require(made.status == 0, "\(made)")
         let csr = try CertificateSigningRequest(pem: try String(contentsOf: folder.path("r.pem"), encoding: .utf8))
         #expect {
-            try TestPKI.authority.signClientCertificate(csr, expectedName: "alice", validityDays: 90)
+            try TestPKI.authority.signClientCertificate(csr, expectedName: "alice", validity: 90 * 86400)
         } throws: { error in
             if case CryptoError.policyViolation(let check, _) = error { return check == "key size" }
             return false

@@ -1,0 +1,222 @@
+import Foundation
+import SFTSClient
+import SFTSCrypto
+import SFTSLogging
+import SFTSProtocol
+import SFTSServer
+
+/// `sfts ca revoke` and `sfts ca list`, run on the server host.
+enum CACommands {
+    static func revoke(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = ServerCommandSupport.root(arguments)
+        let target = arguments.positional(0)!
+        let reasonName = arguments.value("--reason") ?? RevocationReason.unspecified.rawValue
+        guard let reason = RevocationReason(rawValue: reasonName) else {
+            let known = RevocationReason.allCases.map(\.rawValue).joined(separator: ", ")
+            throw UsageError("unknown --reason '\(reasonName)'; use one of: \(known)")
+        }
+        let issued = FolderIssuedCertificateStore(folder: root.issuedFolder)
+        let users = JSONUserStore(url: root.users)
+        let certificate: Certificate
+        if let record = try users.user(named: target) {
+            guard let current = try issued.certificate(serial: record.certificateSerial) else {
+                throw ClientError(.notFound, "the certificate of '\(target)' is not in \(root.issuedFolder.path)")
+            }
+            certificate = current
+        } else if let bySerial = try issued.certificate(serial: target) {
+            certificate = bySerial
+        } else {
+            throw ClientError(
+                .notFound, "'\(target)' is neither an enrolled user nor an issued serial; 'sfts ca list' shows both")
+        }
+
+        let passphrase = try Secrets.read(Secrets.pkiPassphrase, from: arguments)
+        let authority = try ServerPKI.loadAuthority(root: root, passphrase: passphrase)
+        let name = certificate.subjectCommonName ?? "?"
+        let store = JSONRevocationStore(url: root.revocations)
+        guard
+            try store.revoke(
+                serial: certificate.serialNumberHex,
+                RevocationRecord(name: name, revokedAt: Timestamp.format(Date()), reason: reason))
+        else {
+            throw ClientError(
+                .alreadyExists, "certificate \(certificate.serialNumberHex) of '\(name)' is already revoked")
+        }
+        let list = try RevocationListFile.write(root: root, authority: authority, store: store)
+        ServerCommandSupport.log(root).warning(
+            "certificate.revoked", ["name": name, "serial": certificate.serialNumberHex, "reason": reason.rawValue])
+        Console.out(
+            "revoked certificate \(certificate.serialNumberHex) of '\(name)' (\(reason.rawValue)); "
+                + "\(root.revocationList.path) now lists \(list.revokedSerials.count) certificates")
+        Console.out("A running server rejects it from its next handshake.")
+        return .success
+    }
+
+    static func list(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = ServerCommandSupport.root(arguments)
+        let certificates = try FolderIssuedCertificateStore(folder: root.issuedFolder).all()
+        guard !certificates.isEmpty else {
+            Console.error("no certificates in \(root.issuedFolder.path)")
+            return .success
+        }
+        let revoked = try JSONRevocationStore(url: root.revocations).index().revoked
+        let users = try JSONUserStore(url: root.users).allUsers()
+        let now = Date()
+        var rows = [["SERIAL", "NAME", "USE", "NOT BEFORE", "NOT AFTER", "STATUS"]]
+        for certificate in certificates {
+            let serial = certificate.serialNumberHex
+            let name = certificate.subjectCommonName ?? "?"
+            var status: String
+            if let record = revoked[serial] {
+                status = "revoked \(record.revokedAt) (\(record.reason.rawValue))"
+            } else if certificate.notAfter < now {
+                status = "expired"
+            } else {
+                status = "valid"
+                if let user = users[name], user.certificateSerial != serial, !certificate.isTLSServer {
+                    status += ", superseded"
+                }
+            }
+            rows.append([
+                serial, Console.displayName(name), certificate.isTLSServer ? "server" : "client",
+                LogLine.timestamp(certificate.notBefore), LogLine.timestamp(certificate.notAfter), status,
+            ])
+        }
+        Console.out(Table.render(rows))
+        return .success
+    }
+}
+
+/// `sfts ca token`: issues a one-time enrollment token and prints it alone on stdout, so
+/// `$(sfts ca token bob)` captures it.
+enum CATokenCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = ServerCommandSupport.root(arguments)
+        let user = arguments.positional(0)!
+        if let problem = UserName.problem(with: user) {
+            throw UsageError("invalid user name '\(user)': \(problem)")
+        }
+        let lifetime = try arguments.duration("--ttl", in: 1...(30 * 86400)) ?? 86400
+        let ca = try Certificate(contentsOf: root.caCertificate)
+        let issuer = TokenIssuer(root: root, store: JSONTokenStore(url: root.tokens))
+        let token = try issuer.issue(user: user, lifetime: lifetime, caFingerprint: ca.sha256Fingerprint)
+        ServerCommandSupport.log(root).info(
+            "token.issued", ["user": user, "token.id": token.id, "expires": Timestamp.format(token.expiryDate)])
+        Console.out(token.text)
+        Console.error("token for '\(user)', valid once until \(Timestamp.format(token.expiryDate))")
+        return .success
+    }
+}
+
+/// `sfts ca import`: brings a CA and server certificate made elsewhere into a state root.
+enum CAImportCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = ServerCommandSupport.root(arguments)
+        func required(_ option: String) throws -> String {
+            guard let value = arguments.value(option) else {
+                throw UsageError("missing \(option) F; usage: \(CommandCatalog.caImport.usage)")
+            }
+            return value
+        }
+        let caCertificatePath = try required("--ca-certificate")
+        let caKeyPath = try required("--ca-key")
+        let serverCertificatePath = try required("--server-certificate")
+        let serverKeyPath = try required("--server-key")
+        let passphrase = try Secrets.read(Secrets.pkiPassphrase, from: arguments, confirm: true)
+
+        func key(_ path: String, _ what: String) throws -> PrivateKey {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw UsageError("cannot read \(what) \(path)")
+            }
+            return try PrivateKey(pem: text, passphrase: passphrase, what: "\(path) with the PKI passphrase")
+        }
+        let result = try CAInitializer.importExisting(
+            root: root, caCertificate: try Certificate(contentsOf: URL(fileURLWithPath: caCertificatePath)),
+            caKey: try key(caKeyPath, "the CA key"),
+            serverCertificate: try Certificate(contentsOf: URL(fileURLWithPath: serverCertificatePath)),
+            serverKey: try key(serverKeyPath, "the server key"), passphrase: passphrase,
+            force: arguments.flag("--force"))
+        Console.out("Imported the CA and server certificate into \(root.certificatesFolder.path)")
+        Console.out("Server certificate names: \(result.serverNames.joined(separator: ", "))")
+        Console.out("CA SHA-256 fingerprint: \(result.caFingerprint)")
+        Console.out("Host code (give it to users who enroll; keep it secret):")
+        Console.out("  \(result.hostCode)")
+        return .success
+    }
+}
+
+/// `sfts ca server-cert`: rotates the server key and certificate.
+enum CAServerCertificateCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = ServerCommandSupport.root(arguments)
+        var hosts = arguments.allValues("--host").flatMap {
+            $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        if hosts.isEmpty {
+            hosts = CAInitOptions.defaultHosts
+        }
+        let keyBits = try arguments.integer("--key-bits", in: 2048...16384) ?? 3072
+        let passphrase = try Secrets.read(Secrets.pkiPassphrase, from: arguments)
+        let certificate = try CAInitializer.rotateServerCertificate(
+            root: root, hosts: hosts, keyBits: keyBits, passphrase: passphrase)
+        ServerCommandSupport.log(root).info(
+            "server-certificate.issued",
+            [
+                "serial": certificate.serialNumberHex,
+                "names": certificate.subjectAlternativeNames.joined(separator: ","),
+            ])
+        Console.out(
+            "new server certificate \(certificate.serialNumberHex) for \(certificate.subjectAlternativeNames.joined(separator: ", ")), "
+                + "valid until \(Timestamp.format(certificate.notAfter))")
+        Console.out("Send SIGHUP to the running server (kill -HUP PID) to use it; open connections are not dropped.")
+        return .success
+    }
+}
+
+/// `sfts ca sign`: signs a CSR made elsewhere, for people who make their own keys.
+enum CASignCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = ServerCommandSupport.root(arguments)
+        let path = arguments.positional(0)!
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw UsageError("cannot read the CSR \(path)")
+        }
+        let csr = try CertificateSigningRequest(pem: text)
+        let names = csr.subjectCommonNames
+        guard names.count == 1, let user = names.first else {
+            throw ClientError(.rejected, "the CSR must name exactly one common name; it names \(names.count)")
+        }
+        if let problem = UserName.problem(with: user) {
+            throw ClientError(.rejected, "the CSR's common name '\(user)' is not a valid user name: \(problem)")
+        }
+        let lifetime = try arguments.duration("--cert-lifetime", in: 5...(3650 * 86400)) ?? 90 * 86400
+        let passphrase = try Secrets.read(Secrets.pkiPassphrase, from: arguments)
+        let authority = try ServerPKI.loadAuthority(root: root, passphrase: passphrase)
+        let certificate: Certificate
+        do {
+            certificate = try authority.signClientCertificate(csr, expectedName: user, validity: lifetime)
+        } catch let error as CryptoError {
+            throw ClientError(.rejected, error.description)
+        }
+        try FolderIssuedCertificateStore(folder: root.issuedFolder).record(certificate)
+
+        let users = JSONUserStore(url: root.users)
+        var note = "no user '\(user)' is enrolled, so the certificate cannot log in until one is"
+        if try users.user(named: user) != nil {
+            try users.modify(user) { $0.replaceCertificate(certificate) }
+            note = "it is now the current certificate of '\(user)'"
+        }
+        ServerCommandSupport.log(root).info(
+            "certificate.signed", ["user": user, "serial": certificate.serialNumberHex, "source": "ca sign"])
+        if let out = arguments.value("--out") {
+            try Data(certificate.pem.utf8).write(to: URL(fileURLWithPath: out))
+            Console.out("wrote \(out)")
+        } else {
+            FileHandle.standardOutput.write(Data(certificate.pem.utf8))
+        }
+        Console.error(
+            "signed certificate \(certificate.serialNumberHex) for '\(user)', valid until "
+                + "\(Timestamp.format(certificate.notAfter)); \(note)")
+        return .success
+    }
+}
