@@ -47,6 +47,12 @@ public struct ClientError: Error, CustomStringConvertible {
             return ClientError(.network, "protocol error: \(error)")
         case let error as TLSError:
             if case .certificateRejectedByPeer(let reason) = error {
+                if reason.contains("revoked") {
+                    return ClientError(
+                        .authentication,
+                        "the server rejected the client certificate because it was revoked; ask the operator, "
+                            + "who can give you a token to enroll again")
+                }
                 return ClientError(
                     .authentication,
                     "the server rejected the client certificate (\(reason)); enroll again or "

@@ -57,8 +57,8 @@ public final class FileClient {
                 throw ClientError(
                     .authentication,
                     "the client certificate of profile '\(profile.name)' expired at "
-                        + "\(Timestamp.format(certificate.notAfter)) and cannot be renewed; ask the operator for a "
-                        + "token (sfts ca token \(settings.user)) and enroll again with --token-file and --force")
+                        + "\(Timestamp.format(certificate.notAfter)) and cannot be renewed; enroll again with --force, "
+                        + "with the host code and your current password or with a token from the operator")
             }
             let context = try TLSContext.client(trusting: ca, certificate: certificate, key: key)
             let transport = try ClientTransport(

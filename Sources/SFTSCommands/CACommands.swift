@@ -30,19 +30,26 @@ enum CACommands {
                 .notFound, "'\(target)' is neither an enrolled user nor an issued serial; 'sfts ca list' shows both")
         }
 
+        if certificate.isTLSServer {
+            throw UsageError(
+                "\(certificate.serialNumberHex) is a server certificate, which clients do not check against the CRL; "
+                    + "replace it with 'sfts ca server-cert' and SIGHUP instead")
+        }
         let passphrase = try Secrets.read(Secrets.pkiPassphrase, from: arguments)
         let authority = try ServerPKI.loadAuthority(root: root, passphrase: passphrase)
         let name = certificate.subjectCommonName ?? "?"
         let store = JSONRevocationStore(url: root.revocations)
-        guard
-            try store.revoke(
-                serial: certificate.serialNumberHex,
-                RevocationRecord(name: name, revokedAt: Timestamp.format(Date()), reason: reason))
-        else {
-            throw ClientError(
-                .alreadyExists, "certificate \(certificate.serialNumberHex) of '\(name)' is already revoked")
-        }
+        let added = try store.revoke(
+            serial: certificate.serialNumberHex,
+            RevocationRecord(name: name, revokedAt: Timestamp.format(Date()), reason: reason))
+        // The CRL is written again either way, so a CRL file that lost an entry is repaired.
         let list = try RevocationListFile.write(root: root, authority: authority, store: store)
+        guard added else {
+            throw ClientError(
+                .alreadyExists,
+                "certificate \(certificate.serialNumberHex) of '\(name)' was already revoked; the CRL was written again"
+            )
+        }
         ServerCommandSupport.log(root).warning(
             "certificate.revoked", ["name": name, "serial": certificate.serialNumberHex, "reason": reason.rawValue])
         Console.out(
@@ -122,7 +129,18 @@ enum CAImportCommand {
         let caKeyPath = try required("--ca-key")
         let serverCertificatePath = try required("--server-certificate")
         let serverKeyPath = try required("--server-key")
+        if !arguments.flag("--force"), FileManager.default.fileExists(atPath: root.caCertificate.path) {
+            throw ClientError(
+                .alreadyExists,
+                "a CA already exists in \(root.certificatesFolder.path); pass --force to replace it, which "
+                    + "invalidates every certificate it issued")
+        }
         let passphrase = try Secrets.read(Secrets.pkiPassphrase, from: arguments, confirm: true)
+        guard passphrase.unicodeScalars.count >= CAInitializer.minimumPassphraseLength else {
+            throw UsageError(
+                "the PKI passphrase has \(passphrase.unicodeScalars.count) characters; use at least "
+                    + "\(CAInitializer.minimumPassphraseLength)")
+        }
 
         func key(_ path: String, _ what: String) throws -> PrivateKey {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -151,6 +169,10 @@ enum CAServerCertificateCommand {
         let root = ServerCommandSupport.root(arguments)
         var hosts = arguments.allValues("--host").flatMap {
             $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        if hosts.isEmpty {
+            // Keep the names the current certificate serves under.
+            hosts = (try? Certificate(contentsOf: root.serverCertificate))?.subjectAlternativeNames ?? []
         }
         if hosts.isEmpty {
             hosts = CAInitOptions.defaultHosts
@@ -201,7 +223,9 @@ enum CASignCommand {
         try FolderIssuedCertificateStore(folder: root.issuedFolder).record(certificate)
 
         let users = JSONUserStore(url: root.users)
-        var note = "no user '\(user)' is enrolled, so the certificate cannot log in until one is"
+        var note =
+            "no user '\(user)' is enrolled, so this certificate cannot log in; enroll the user first, then "
+            + "sign again to make it the current one"
         if try users.user(named: user) != nil {
             try users.modify(user) { $0.replaceCertificate(certificate) }
             note = "it is now the current certificate of '\(user)'"

@@ -36,8 +36,8 @@ enum CAInitCommand {
             !users.isEmpty
         {
             Console.error(
-                "warning: \(users.count) enrolled users hold certificates from the old CA; remove "
-                    + "them with 'sfts user remove NAME' so they can enroll again")
+                "warning: \(users.count) enrolled users hold certificates from the old CA; they enroll again "
+                    + "with a token (sfts ca token NAME), or with the new host code and their current password")
         }
         Console.out("CA and server certificate created in \(root.certificatesFolder.path)")
         Console.out("Server certificate names: \(result.serverNames.joined(separator: ", "))")

@@ -52,7 +52,8 @@ enum EnrollCommand {
         }
         // A token, when given, replaces the host code and names the user.
         var token: EnrollmentToken?
-        if arguments.value("--token-file") != nil || ProcessInfo.processInfo.environment["SFTS_ENROLL_TOKEN"] != nil {
+        let tokenVariable = ProcessInfo.processInfo.environment["SFTS_ENROLL_TOKEN"] ?? ""
+        if arguments.value("--token-file") != nil || !tokenVariable.isEmpty {
             let text = try Secrets.read(Secrets.enrollmentToken, from: arguments)
             guard let parsed = EnrollmentToken.parse(text) else {
                 throw UsageError("the enrollment token is not valid: copy it whole from 'sfts ca token' output")
@@ -195,7 +196,7 @@ enum RenewCommand {
         let renewed = try client.renew()
         Console.out(
             "renewed the client certificate of \(client.user): serial \(renewed.serialNumberHex), valid until "
-                + "\(Timestamp.format(renewed.notAfter)) (the previous one expired at \(Timestamp.format(previous)))")
+                + "\(Timestamp.format(renewed.notAfter)); it replaces one valid until \(Timestamp.format(previous))")
         return .success
     }
 }

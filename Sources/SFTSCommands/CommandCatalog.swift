@@ -104,7 +104,8 @@ public enum CommandCatalog {
     public static let caServerCertificate = CommandSpec(
         ["ca", "server-cert"],
         summary: "Issue a new server key and certificate; a running server switches to them on SIGHUP.",
-        options: [root, passphraseFile, hostOption, keyBits])
+        options: [root, passphraseFile, hostOption, keyBits],
+        details: "Without --host the new certificate names the hosts the current one names.")
 
     public static let caSign = CommandSpec(
         ["ca", "sign"],
@@ -299,8 +300,9 @@ public enum CommandCatalog {
             "",
             "Commands:",
         ]
+        let width = (all.map(\.name.count).max() ?? 12) + 2
         for spec in all {
-            let label = spec.name.padding(toLength: 14, withPad: " ", startingAt: 0)
+            let label = spec.name.padding(toLength: width, withPad: " ", startingAt: 0)
             lines.append("  \(label)\(spec.summary)")
         }
         lines += [

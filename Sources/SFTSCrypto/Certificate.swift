@@ -104,6 +104,12 @@ public final class Certificate: @unchecked Sendable {
         X509_check_purpose(pointer, X509_PURPOSE_SSL_SERVER, 0) == 1
     }
 
+    /// True when the certificate may sign CRLs: its key usage includes cRLSign, or it has no
+    /// key usage extension.
+    public var allowsCRLSigning: Bool {
+        X509_get_key_usage(pointer) & UInt32(KU_CRL_SIGN) != 0
+    }
+
     /// True when basic constraints mark the certificate as a CA.
     public var isCertificateAuthority: Bool { X509_check_ca(pointer) != 0 }
 

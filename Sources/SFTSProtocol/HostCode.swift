@@ -21,6 +21,12 @@ public enum HostCode {
             }
             buffer &= (1 << bits) - 1
         }
+        return grouped(String(characters))
+    }
+
+    /// Writes a canonical code in groups of four separated by `-`.
+    public static func grouped(_ canonical: String) -> String {
+        let characters = Array(canonical)
         var groups: [String] = []
         var index = 0
         while index < characters.count {

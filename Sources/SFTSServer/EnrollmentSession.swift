@@ -172,6 +172,23 @@ final class EnrollmentSession: Session {
         for request: EnrollRequest, user: String, existing: UserRecord?, method: Method
     ) throws -> PasswordVerifier? {
         if let existing, method == .hostCode {
+            if try services.revocations.index().revoked[existing.certificateSerial] != nil {
+                logEvent(.warning, "enroll.rejected", [("user", user), ("reason", "certificate revoked")])
+                throw ServiceFailure(
+                    .authenticationFailed,
+                    "the certificate of '\(user)' was revoked; enrolling again needs a token from the operator "
+                        + "(sfts ca token \(user))", closesConnection: true)
+            }
+            // Wrong passwords count against the account as well as the address, so guessing
+            // from many addresses is bounded too.
+            let accountKey = "user:\(user)"
+            if services.addressGuard.activeBlock(for: accountKey) != nil {
+                logEvent(.warning, "enroll.rejected", [("user", user), ("reason", "account blocked")])
+                throw ServiceFailure(
+                    .blocked,
+                    "too many wrong passwords for '\(user)'; enrolling again needs a token from the operator "
+                        + "(sfts ca token \(user))", closesConnection: true)
+            }
             guard let current = existing.verifier,
                 let keys = try? SCRAM.keys(
                     password: PasswordPolicy.normalize(request.password), salt: current.salt,
@@ -185,6 +202,7 @@ final class EnrollmentSession: Session {
                         + "current password; otherwise ask the operator for a token (sfts ca token \(user))",
                     closesConnection: true)
                 recordAuthenticationFailure(failure)
+                services.addressGuard.recordFailure(for: accountKey, reason: "wrong password at re-enrollment")
                 throw failure
             }
             return nil

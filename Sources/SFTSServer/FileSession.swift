@@ -121,7 +121,8 @@ final class FileSession: Session {
                 "user '\(start.user)' is not enrolled on this server; enroll again or ask the "
                     + "operator", closesConnection: true)
         }
-        guard record.certificateFingerprint == certificate.sha256Fingerprint.hexString else {
+        let fingerprint = certificate.sha256Fingerprint.hexString
+        guard record.accepts(fingerprint: fingerprint) else {
             logEvent(
                 .warning, "login.failed",
                 [
@@ -163,6 +164,10 @@ final class FileSession: Session {
 
         user = start.user
         services.addressGuard.recordSuccess(for: peer.address)
+        if record.previousCertificateFingerprint != nil, fingerprint == record.certificateFingerprint {
+            // The renewed certificate has arrived, so the one it replaced is done.
+            try services.users.modify(user) { $0.previousCertificateFingerprint = nil }
+        }
         let permissions = try services.rolePolicy().permissions[record.role] ?? []
         let signature = SCRAM.serverSignature(serverKey: verifier.serverKey, authMessage: authMessage)
         try channel.send(
@@ -213,12 +218,13 @@ final class FileSession: Session {
     /// certificate must still be the one the record names.
     private func authorize(_ permission: Permission, for command: String) throws {
         guard let record = try services.users.user(named: user),
-            record.certificateFingerprint == clientCertificate?.sha256Fingerprint.hexString
+            let fingerprint = clientCertificate?.sha256Fingerprint.hexString, record.accepts(fingerprint: fingerprint),
+            !isRevoked
         else {
             logEvent(.warning, "session.revoked", [("user", user), ("command", command)])
             throw ServiceFailure(
                 .authenticationFailed,
-                "user '\(user)' was removed or enrolled again since this session logged in",
+                "user '\(user)' was removed, enrolled again or revoked since this session logged in",
                 closesConnection: true)
         }
         guard try services.rolePolicy().allows(record.role, permission) else {
@@ -230,6 +236,12 @@ final class FileSession: Session {
                 "permission denied: role '\(record.role)' lacks the '\(permission.rawValue)' "
                     + "permission that \(command) needs; ask an administrator to change your role")
         }
+    }
+
+    /// True when the current CRL lists this session's certificate, revoked after the login.
+    private var isRevoked: Bool {
+        guard let serial = clientCertificate?.serialNumberHex else { return false }
+        return services.credentials.credentials().revocationList.revokedSerials.contains(serial)
     }
 
     private func path(_ text: String, allowRoot: Bool = false) throws -> RemotePath {
@@ -431,9 +443,17 @@ final class FileSession: Session {
     /// expired certificate never gets here: the TLS handshake rejects it.
     private func renew(_ frame: IncomingFrame, _ request: RenewRequest) throws {
         try authorize(.update, for: "renew")
+        let csr: CertificateSigningRequest
+        do {
+            csr = try CertificateSigningRequest(pem: request.csr)
+        } catch {
+            throw ServiceFailure(.invalidRequest, "invalid CSR: \(error)")
+        }
+        guard csr.publicKey?.der != clientCertificate?.publicKey?.der else {
+            throw ServiceFailure(.policyRejected, "a renewal needs a new key; the CSR reuses the current one")
+        }
         let certificate: Certificate
         do {
-            let csr = try CertificateSigningRequest(pem: request.csr)
             certificate = try credentials.pki.authority.signClientCertificate(
                 csr, expectedName: user, validity: services.configuration.clientCertificateLifetime)
         } catch let error as CryptoError {
@@ -441,7 +461,7 @@ final class FileSession: Session {
             throw ServiceFailure(.policyRejected, error.description)
         }
         try services.issuedCertificates.record(certificate)
-        try services.users.modify(user) { $0.replaceCertificate(certificate) }
+        try services.users.modify(user) { $0.renewCertificate(certificate) }
         try channel.send(.renewed, id: frame.id, body: RenewResult(certificate: certificate.pem))
         logEvent(
             .info, "renew",

@@ -73,9 +73,20 @@ final class CredentialsProvider: @unchecked Sendable {
             }
             let stamp = FileStamp(root.revocationList)
             guard stamp != revocationStamp else { return }
-            let list = try RevocationListFile.load(root: root, authority: current.pki.authority.certificate)
+            var list = try RevocationListFile.load(root: root, authority: current.pki.authority.certificate)
+            // An older CRL put back in place would un-revoke certificates; the index decides.
+            let missing = Set(try revocations.index().revoked.keys).subtracting(list.revokedSerials)
+            if !missing.isEmpty {
+                logger.warning(
+                    "crl.rewritten",
+                    [
+                        "reason": "the CRL file lacks revoked serials",
+                        "missing": missing.sorted().joined(separator: ","),
+                    ])
+                list = try RevocationListFile.write(root: root, authority: current.pki.authority, store: revocations)
+            }
             current = try ServerCredentials(pki: current.pki, revocationList: list)
-            revocationStamp = stamp
+            revocationStamp = FileStamp(root.revocationList)
             logger.info(
                 "crl.loaded",
                 ["revoked": String(list.revokedSerials.count), "next.update": LogLine.timestamp(list.nextUpdate)])

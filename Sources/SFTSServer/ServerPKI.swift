@@ -159,6 +159,12 @@ public enum CAInitializer {
             )
         }
         let authority = try CertificateAuthority(certificate: caCertificate, key: caKey)
+        guard caCertificate.allowsCRLSigning else {
+            throw StateError(
+                path: "import",
+                reason: "the CA certificate's key usage lacks cRLSign, so its CRL would be rejected; "
+                    + "reissue it with keyUsage=critical,keyCertSign,cRLSign")
+        }
         guard caKey.publicKey.isRSA, caKey.bits >= PrivateKey.minimumRSABits,
             serverKey.publicKey.isRSA, serverKey.bits >= PrivateKey.minimumRSABits
         else {
@@ -223,15 +229,26 @@ public enum CAInitializer {
                 at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: mode])
         }
 
-        let hostCode = HostCode.format(randomBytes: SecureRandom.bytes(20))
+        // Installing the same CA again, as to replace only the server certificate, keeps its
+        // revocations, host code and token key; a different CA starts afresh, since the
+        // serials, codes and tokens of the old one mean nothing to it.
+        let sameCA =
+            (try? Certificate(contentsOf: root.caCertificate))?.sha256Fingerprint
+            == authority.certificate.sha256Fingerprint
+        let existingCode =
+            sameCA ? (try? ServerPKI.readText(root.hostCode)).flatMap { HostCode.normalize($0) } : nil
+        let hostCode = existingCode.map(HostCode.grouped) ?? HostCode.format(randomBytes: SecureRandom.bytes(20))
         try AtomicFile.write(Data(try authority.key.pem(passphrase: passphrase).utf8), to: root.caKey)
         try AtomicFile.write(Data(try serverKey.pem(passphrase: passphrase).utf8), to: root.serverKey)
         try AtomicFile.write(Data(authority.certificate.pem.utf8), to: root.caCertificate, permissions: 0o644)
         try AtomicFile.write(Data(serverCertificate.pem.utf8), to: root.serverCertificate, permissions: 0o644)
         try AtomicFile.write(Data((hostCode + "\n").utf8), to: root.hostCode)
-        try AtomicFile.write(Data((SecureRandom.bytes(32).hexString + "\n").utf8), to: root.tokenKey)
-        // A new CA starts with no revocations; serials in an old index belong to the old CA.
-        try JSONFile<RevocationIndex>(url: root.revocations, empty: { .empty }).write(.empty)
+        if !sameCA || !fileManager.fileExists(atPath: root.tokenKey.path) {
+            try AtomicFile.write(Data((SecureRandom.bytes(32).hexString + "\n").utf8), to: root.tokenKey)
+        }
+        if !sameCA {
+            try JSONFile<RevocationIndex>(url: root.revocations, empty: { .empty }).write(.empty)
+        }
         try RevocationListFile.write(
             root: root, authority: authority, store: JSONRevocationStore(url: root.revocations))
         try FolderIssuedCertificateStore(folder: root.issuedFolder).record(serverCertificate)

@@ -13,6 +13,9 @@ public struct UserRecord: Codable, Equatable, Sendable {
     public var certificateSerial: String
     public var certificateFingerprint: String
     public var certificateNotAfter: String
+    /// The certificate a renewal replaced, still accepted until the new one logs in, so a
+    /// client that lost the renewed certificate on the way can log in and renew again.
+    public var previousCertificateFingerprint: String?
     public var enrolledAt: String
     public var passwordChangedAt: String
 
@@ -41,11 +44,25 @@ public struct UserRecord: Codable, Equatable, Sendable {
             serverKey: Array(serverKey))
     }
 
-    /// Makes `certificate` the user's current one, as after renewal or re-enrollment.
+    /// Makes `certificate` the user's only current one, as after re-enrollment.
     public mutating func replaceCertificate(_ certificate: Certificate) {
         certificateSerial = certificate.serialNumberHex
         certificateFingerprint = certificate.sha256Fingerprint.hexString
         certificateNotAfter = ISO8601DateFormatter().string(from: certificate.notAfter)
+        previousCertificateFingerprint = nil
+    }
+
+    /// Makes a renewed certificate current and keeps the one it replaces acceptable until the
+    /// renewed one is first used.
+    public mutating func renewCertificate(_ certificate: Certificate) {
+        let previous = certificateFingerprint
+        replaceCertificate(certificate)
+        previousCertificateFingerprint = previous
+    }
+
+    /// True when a certificate with this SHA-256 fingerprint (lowercase hexadecimal) may log in.
+    public func accepts(fingerprint: String) -> Bool {
+        fingerprint == certificateFingerprint || fingerprint == previousCertificateFingerprint
     }
 
     public mutating func setVerifier(_ verifier: PasswordVerifier, at time: String) {

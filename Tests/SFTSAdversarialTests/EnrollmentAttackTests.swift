@@ -143,3 +143,114 @@ final class TokenAttackTests {
         }
     }
 }
+
+/// Revocation, renewal and re-enrollment against clients that keep sessions open, guess
+/// passwords from many addresses, or drop a renewed certificate.
+@Suite(.serialized)
+final class LifecycleAttackTests {
+    func revoke(_ server: TestServer, _ target: String) throws -> ProcessResult {
+        try ProcessRunner.run(
+            SFTSBinary.url, ["ca", "revoke", target, "--root", server.root.path],
+            environment: ["SFTS_PKI_PASSPHRASE": TestSecrets.pkiPassphrase])
+    }
+
+    func renewRequest(for client: TestClient, key: PrivateKey) throws -> RenewRequest {
+        RenewRequest(csr: try CertificateSigningRequest.create(commonName: client.user, key: key).pem)
+    }
+
+    @Test func openSessionCannotRenewAfterRevocation() throws {
+        let fixture = try HostileFixture()
+        let session = try HostileClient.fileService(fixture.server, as: fixture.bob)
+        #expect(try session.login(user: "bob", password: fixture.bob.password).type == .loginAccepted)
+        #expect(try revoke(fixture.server, "bob").status == 0)
+
+        try session.send("renew", try renewRequest(for: fixture.bob, key: try PrivateKey.generateRSA(bits: 2048)))
+        let error = try session.expectError()
+        #expect(error.code == .authenticationFailed)
+        #expect(error.message.contains("revoked"))
+        let users = try String(contentsOf: fixture.server.file("users.json"), encoding: .utf8)
+        #expect(!users.contains("previousCertificateFingerprint"))
+    }
+
+    @Test func renewalWithTheSameKeyRejected() throws {
+        let fixture = try HostileFixture()
+        let session = try HostileClient.fileService(fixture.server, as: fixture.bob)
+        #expect(try session.login(user: "bob", password: fixture.bob.password).type == .loginAccepted)
+        let currentKey = try PrivateKey(
+            pem: try String(contentsOf: fixture.bob.profileFile("client_key.pem"), encoding: .utf8),
+            passphrase: fixture.bob.password)
+        try session.send("renew", try renewRequest(for: fixture.bob, key: currentKey))
+        let error = try session.expectError()
+        #expect(error.code == .policyRejected)
+        #expect(error.message.contains("new key"))
+    }
+
+    @Test func lostRenewalKeepsThePreviousCertificateUsable() throws {
+        let fixture = try HostileFixture()
+        let session = try HostileClient.fileService(fixture.server, as: fixture.bob)
+        #expect(try session.login(user: "bob", password: fixture.bob.password).type == .loginAccepted)
+        try session.send("renew", try renewRequest(for: fixture.bob, key: try PrivateKey.generateRSA(bits: 2048)))
+        #expect(try session.receive().type == .renewed)
+        // The renewed certificate never reaches the profile; the old one must still log in.
+        let listing = try fixture.bob.run(["ls"])
+        #expect(listing.status == 0, "\(listing)")
+        #expect(try fixture.bob.run(["ls"]).status == 0)
+    }
+
+    /// Runs a host-code re-enrollment of `user` with `password` from `address`.
+    func reenroll(_ server: TestServer, user: String, password: String, from address: String) throws -> ErrorBody? {
+        let hostile = try HostileClient.enrollment(server, from: address)
+        let nonce = Data(SecureRandom.bytes(32)).base64EncodedString()
+        try hostile.send("enroll-start", EnrollStart(user: user, nonce: nonce))
+        let challenge = try hostile.receive().expect(.enrollChallenge, EnrollChallenge.self)
+        let proof = Digest.hmacSHA256(
+            key: Array(HostCode.normalize(server.hostCode)!.utf8),
+            data: SignedRecord.enrollment(
+                role: "client", user: user, clientNonce: nonce, serverNonce: challenge.nonce,
+                channelBinding: try hostile.connection.channelBinding(), caFingerprint: []))
+        try hostile.send("enroll-proof", EnrollProof(proof: Data(proof).base64EncodedString()))
+        let accepted = try hostile.receive()
+        if accepted.type == .error { return try accepted.body(ErrorBody.self) }
+        let csr = try CertificateSigningRequest.create(commonName: user, key: try PrivateKey.generateRSA(bits: 2048))
+        try hostile.send("enroll-request", EnrollRequest(csr: csr.pem, password: password))
+        let reply = try hostile.receive()
+        return reply.type == .error ? try reply.body(ErrorBody.self) : nil
+    }
+
+    @Test func passwordGuessingByHostCodeIsBoundedPerAccount() throws {
+        let fixture = try HostileFixture()
+        for index in 0..<3 {
+            let error = try reenroll(
+                fixture.server, user: "alice", password: "guess number \(index) is wrong", from: "127.0.0.\(40 + index)"
+            )
+            #expect(error?.code == .authenticationFailed)
+        }
+        // A fourth address, and even the right password, now meet the account's block.
+        let blocked = try reenroll(fixture.server, user: "alice", password: fixture.alice.password, from: "127.0.0.50")
+        #expect(blocked?.code == .blocked)
+        #expect(blocked?.message.contains("token") == true)
+        #expect(try fixture.server.admin(["block", "list"]).standardOutput.contains("user:alice"))
+        #expect(try fixture.alice.run(["ls"]).status == 0)
+    }
+
+    @Test func revokedUserNeedsToken() throws {
+        let fixture = try HostileFixture()
+        #expect(try revoke(fixture.server, "alice").status == 0)
+        let error = try reenroll(fixture.server, user: "alice", password: fixture.alice.password, from: "127.0.0.60")
+        #expect(error?.code == .authenticationFailed)
+        #expect(error?.message.contains("was revoked") == true)
+    }
+
+    @Test func restoredOlderRevocationListIsRepaired() throws {
+        let fixture = try HostileFixture()
+        let crl = fixture.server.file("certificates/crl.pem")
+        let older = try Data(contentsOf: crl)
+        #expect(try revoke(fixture.server, "alice").status == 0)
+        #expect(try fixture.alice.run(["ls"]).status == 3)
+
+        try older.write(to: crl)
+        #expect(try fixture.alice.run(["ls"]).status == 3)
+        #expect(fixture.server.log.contains("crl.rewritten"))
+        #expect(try fixture.bob.run(["ls"]).status == 0)
+    }
+}

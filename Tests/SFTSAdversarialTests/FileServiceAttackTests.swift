@@ -241,7 +241,7 @@ final class SessionLifetimeTests {
         try session.send("put", PutRequest(name: "late.txt", size: 1, force: false))
         let error = try session.expectError()
         #expect(error.code == .authenticationFailed)
-        #expect(error.message.contains("removed or enrolled again"))
+        #expect(error.message.contains("removed, enrolled again or revoked"))
         #expect(session.isClosedByServer())
         #expect(try fixture.storedNames().isEmpty)
         #expect(try newBob.run(["ls"]).status == 0)

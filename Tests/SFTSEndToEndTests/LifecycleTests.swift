@@ -203,7 +203,7 @@ final class LifecycleTests {
 
         let refused = try alice.run(["ls"])
         #expect(refused.status == 3, "\(refused)")
-        #expect(refused.standardError.contains("certificate revoked"))
+        #expect(refused.standardError.contains("revoked"))
         #expect(try bob.run(["ls"]).status == 0)
         #expect(server.isRunning)
 
@@ -319,6 +319,38 @@ final class LifecycleTests {
             alice.profileFile("client_certificate.pem").path,
         ])
         #expect(verified.status == 0, "\(verified)")
+
+        // Importing the same CA again, as to replace the server certificate, keeps the host code
+        // and the revocations.
+        server.stop()
+        let revoked = try ProcessRunner.run(
+            SFTSBinary.url, ["ca", "revoke", "alice", "--root", root.path],
+            environment: ["SFTS_PKI_PASSPHRASE": TestSecrets.pkiPassphrase])
+        #expect(revoked.status == 0, "\(revoked)")
+        let again = try ProcessRunner.run(
+            SFTSBinary.url,
+            [
+                "ca", "import", "--force", "--root", root.path, "--ca-certificate", work.path("ca.pem").path,
+                "--ca-key",
+                work.path("ca.key").path, "--server-certificate", work.path("server.pem").path, "--server-key",
+                work.path("server.key").path,
+            ],
+            environment: ["SFTS_PKI_PASSPHRASE": TestSecrets.pkiPassphrase])
+        #expect(again.status == 0, "\(again)")
+        let codeAfter = try String(contentsOf: root.appendingPathComponent("certificates/host_code"), encoding: .utf8)
+        #expect(codeAfter.trimmingCharacters(in: .whitespacesAndNewlines) == server.hostCode)
+        #expect(
+            try String(contentsOf: root.appendingPathComponent("certificates/revoked.json"), encoding: .utf8)
+                .contains("alice"))
+        let serial = try runOpenSSL([
+            "x509", "-in", alice.profileFile("client_certificate.pem").path, "-noout", "-serial",
+        ])
+        .standardOutput.replacingOccurrences(of: "serial=", with: "").trimmingCharacters(in: .whitespacesAndNewlines)
+        let crl = try runOpenSSL([
+            "crl", "-in", root.appendingPathComponent("certificates/crl.pem").path, "-noout", "-text",
+        ]).standardOutput
+        #expect(!serial.isEmpty)
+        #expect(crl.contains(serial))
     }
 
     @Test func serverCertificateRotatesOnSIGHUP() throws {
