@@ -19,7 +19,7 @@ let package = Package(
         ),
         .target(
             name: "SFTSClient",
-            dependencies: ["SFTSProtocol", "SFTSTLS", "SFTSCrypto", "SFTSLogging"]
+            dependencies: ["SFTSProtocol", "SFTSTLS", "SFTSCrypto", "SFTSLogging", "CSystem"]
         ),
         .target(
             name: "SFTSCommands",

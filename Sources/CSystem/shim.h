@@ -12,4 +12,16 @@ static inline int sfts_renameat_noreplace(int olddirfd, const char *oldpath, int
     return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, 1u);
 }
 
+/* O_DIRECT, which Glibc defines only under _GNU_SOURCE; writes then bypass the page cache. */
+static const int sfts_O_DIRECT = __O_DIRECT;
+
+/* The alignment of buffers, offsets and sizes that O_DIRECT writes need on common file systems. */
+static const int sfts_direct_alignment = 4096;
+
+/* sync_file_range(2) with SYNC_FILE_RANGE_WRITE: starts writeback of a range without waiting,
+   so the fsync at the end of a large write has less left to flush. */
+static inline int sfts_start_writeback(int fd, long long offset, long long length) {
+    return (int)syscall(SYS_sync_file_range, fd, offset, length, 2u);
+}
+
 #endif

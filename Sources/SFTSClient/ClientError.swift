@@ -26,13 +26,21 @@ public struct ClientError: Error, CustomStringConvertible {
 
     public let kind: Kind
     public let message: String
+    /// The server's error code when the failure came in an `error` frame.
+    public let remoteCode: WireErrorCode?
 
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String, remoteCode: WireErrorCode? = nil) {
         self.kind = kind
         self.message = message
+        self.remoteCode = remoteCode
     }
 
     public var description: String { message }
+
+    /// True when the server refused a session ticket, so a password login may follow.
+    var isSessionRejection: Bool {
+        remoteCode == .sessionInvalid
+    }
 
     /// Wraps any error from the layers below in a ``ClientError`` of the right kind.
     static func wrap(_ error: Error) -> ClientError {
@@ -42,7 +50,7 @@ public struct ClientError: Error, CustomStringConvertible {
         case let error as ProtocolError:
             if case .remote(let code, let message) = error {
                 // The message comes from the server; it must not drive the user's terminal.
-                return ClientError(kind(for: code), DisplayText.escaped(message))
+                return ClientError(kind(for: code), DisplayText.escaped(message), remoteCode: code)
             }
             return ClientError(.network, "protocol error: \(error)")
         case let error as TLSError:
@@ -93,7 +101,7 @@ public struct ClientError: Error, CustomStringConvertible {
 
     static func kind(for code: WireErrorCode) -> Kind {
         switch code {
-        case .authenticationFailed, .blocked: return .authentication
+        case .authenticationFailed, .blocked, .sessionInvalid: return .authentication
         case .permissionDenied: return .permission
         case .notFound: return .notFound
         case .alreadyExists: return .alreadyExists

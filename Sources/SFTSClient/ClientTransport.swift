@@ -23,13 +23,15 @@ final class ClientTransport {
 
     /// Connects, completes the TLS handshake and returns the transport.
     init(
-        host: String, port: UInt16, context: TLSContext, timeouts: ClientTimeouts
+        host: String, port: UInt16, context: TLSContext, timeouts: ClientTimeouts, clock: PhaseClock? = nil
     ) throws {
         let descriptor = try TCPClient.connect(host: host, port: port, timeout: timeouts.connect)
+        clock?.mark("connect")
         let connection = try TLSConnection(
             context: context, descriptor: descriptor, expectedHost: host)
         connection.setTimeouts(receive: timeouts.io, send: timeouts.io)
         try connection.connect()
+        clock?.mark("tls")
         self.connection = connection
         channel = FrameChannel(
             maxFrameBytes: ClientTransport.maxFrameBytes,
@@ -83,5 +85,18 @@ final class ClientTransport {
 
     func close() {
         connection.close()
+    }
+}
+
+/// Measures consecutive phases of a command: each mark ends a phase that began at the
+/// previous mark.
+final class PhaseClock {
+    private var last = Date()
+    private(set) var phases: [(name: String, seconds: TimeInterval)] = []
+
+    func mark(_ name: String) {
+        let now = Date()
+        phases.append((name, now.timeIntervalSince(last)))
+        last = now
     }
 }

@@ -31,45 +31,70 @@ public final class FileClient {
     private let logger: Logger
     private let profile: Profile
     private let clientKey: PrivateKey
-    /// The normalised password, kept in memory to encrypt a renewed key.
-    private let password: String
+    /// The normalised password, kept in memory to encrypt a renewed key; nil after a login
+    /// with a session ticket.
+    private let password: String?
+    private let clock: PhaseClock
     private let certificate: Certificate
     private let caCertificate: Certificate
     public let user: String
     public let role: String
     public let permissions: [String]
 
-    static let chunkBytes = 256 * 1024
     /// The most entries one listing may have.
     public static let maxListEntries = 1_000_000
 
-    /// Connects with the profile's certificate and logs in with `password`.
+    /// How a client logs in.
+    public enum Credentials {
+        /// The password, read only when it is needed.
+        case password(() throws -> String)
+        /// The profile's login session when one is open, else the password.
+        case sessionOrPassword(() throws -> String)
+    }
+
+    /// Connects with the profile's certificate and logs in.
     public static func connect(
-        profile: Profile, password: String, logger: Logger, timeouts: ClientTimeouts = ClientTimeouts()
+        profile: Profile, credentials: Credentials, logger: Logger, timeouts: ClientTimeouts = ClientTimeouts()
     ) throws -> FileClient {
         let settings = profile.settings
+        let clock = PhaseClock()
         do {
-            let normalized = PasswordPolicy.normalize(password)
-            let key = try profile.clientKey(password: normalized)
-            let certificate = try profile.clientCertificate()
-            let ca = try profile.caCertificate()
-            if certificate.notAfter <= Date() {
-                throw ClientError(
-                    .authentication,
-                    "the client certificate of profile '\(profile.name)' expired at "
-                        + "\(Timestamp.format(certificate.notAfter)) and cannot be renewed; enroll again with --force, "
-                        + "with the host code and your current password or with a token from the operator")
+            if profile.hasSessionFiles && profile.activeSession() == nil {
+                // An expired session leaves an unencrypted key behind; it goes at the next command.
+                profile.clearSession()
             }
-            let context = try TLSContext.client(trusting: ca, certificate: certificate, key: key)
-            let transport = try ClientTransport(
-                host: settings.server, port: settings.port, context: context, timeouts: timeouts)
-            let client = try FileClient(
-                transport: transport, profile: profile, key: key, password: normalized, certificate: certificate,
-                caCertificate: ca, logger: logger)
-            logger.info(
-                "login.succeeded",
-                ["server": settings.server, "user": settings.user, "role": client.role])
-            return client
+            if case .sessionOrPassword(let password) = credentials, let session = profile.activeSession() {
+                clock.mark("key")
+                do {
+                    return try connect(
+                        profile: profile, key: session.key, password: nil, ticket: session.ticket, clock: clock,
+                        logger: logger, timeouts: timeouts)
+                } catch let error as ClientError where error.isSessionRejection {
+                    // The session ended on the server's side, as after a restart with a new key
+                    // or a password change; fall back to the password.
+                    profile.clearSession()
+                    logger.info("session.ended", ["user": settings.user, "profile": profile.name])
+                    return try connect(
+                        profile: profile, credentials: .password(password), logger: logger, timeouts: timeouts)
+                }
+            }
+            let normalized: String
+            switch credentials {
+            case .password(let read), .sessionOrPassword(let read):
+                do {
+                    normalized = PasswordPolicy.normalize(try read())
+                } catch {
+                    throw UnreadablePassword(underlying: error)
+                }
+            }
+            let key = try profile.clientKey(password: normalized)
+            clock.mark("key")
+            return try connect(
+                profile: profile, key: key, password: normalized, ticket: nil, clock: clock, logger: logger,
+                timeouts: timeouts)
+        } catch let error as UnreadablePassword {
+            // The caller's own error, such as a missing password option, reaches it unchanged.
+            throw error.underlying
         } catch {
             let wrapped = ClientError.wrap(error)
             logger.warning(
@@ -79,9 +104,44 @@ public final class FileClient {
         }
     }
 
+    /// An error from the password callback, passed through without wrapping.
+    private struct UnreadablePassword: Error {
+        let underlying: Error
+    }
+
+    private static func connect(
+        profile: Profile, key: PrivateKey, password: String?, ticket: String?, clock: PhaseClock, logger: Logger,
+        timeouts: ClientTimeouts
+    ) throws -> FileClient {
+        let settings = profile.settings
+        let certificate = try profile.clientCertificate()
+        let ca = try profile.caCertificate()
+        if certificate.notAfter <= Date() {
+            throw ClientError(
+                .authentication,
+                "the client certificate of profile '\(profile.name)' expired at "
+                    + "\(Timestamp.format(certificate.notAfter)) and cannot be renewed; enroll again with --force, "
+                    + "with the host code and your current password or with a token from the operator")
+        }
+        let context = try TLSContext.client(trusting: ca, certificate: certificate, key: key)
+        let transport = try ClientTransport(
+            host: settings.server, port: settings.port, context: context, timeouts: timeouts, clock: clock)
+        let client = try FileClient(
+            transport: transport, profile: profile, key: key, password: password, ticket: ticket,
+            certificate: certificate, caCertificate: ca, logger: logger, clock: clock)
+        clock.mark("login")
+        logger.info(
+            "login.succeeded",
+            [
+                "server": settings.server, "user": settings.user, "role": client.role,
+                "method": ticket == nil ? "password" : "session",
+            ])
+        return client
+    }
+
     private init(
-        transport: ClientTransport, profile: Profile, key: PrivateKey, password: String, certificate: Certificate,
-        caCertificate: Certificate, logger: Logger
+        transport: ClientTransport, profile: Profile, key: PrivateKey, password: String?, ticket: String?,
+        certificate: Certificate, caCertificate: Certificate, logger: Logger, clock: PhaseClock
     ) throws {
         self.transport = transport
         self.profile = profile
@@ -89,11 +149,23 @@ public final class FileClient {
         self.password = password
         self.certificate = certificate
         self.caCertificate = caCertificate
+        self.clock = clock
         clientKey = key
         user = profile.settings.user
 
-        let channelBinding = try transport.connection.channelBinding()
         let clientNonce = Data(SecureRandom.bytes(32)).base64EncodedString()
+        if let ticket {
+            try transport.send(.loginStart, LoginStart(user: user, nonce: clientNonce, session: ticket))
+            let accepted = try transport.receive(.loginAccepted, LoginAccepted.self)
+            role = accepted.role
+            permissions = accepted.permissions
+            return
+        }
+        guard let password else {
+            throw ClientError(.invalidInput, "no password to log in with")
+        }
+
+        let channelBinding = try transport.connection.channelBinding()
         try transport.send(.loginStart, LoginStart(user: user, nonce: clientNonce))
         let challenge = try transport.receive(.loginChallenge, LoginChallenge.self)
         guard let salt = Data(base64Encoded: challenge.salt),
@@ -122,6 +194,34 @@ public final class FileClient {
         }
         role = accepted.role
         permissions = accepted.permissions
+    }
+
+    /// Time spent in each phase of connecting and of the command, for `SFTS_TIMING`.
+    public var phases: [(name: String, seconds: TimeInterval)] {
+        clock.phases
+    }
+
+    /// Records the end of the command's request phase.
+    public func markRequestDone() {
+        clock.mark("request")
+    }
+
+    /// Opens a login session for `lifetime` seconds and stores its ticket, with the client key
+    /// unencrypted, in the profile (mode 0600), so later commands need neither the password
+    /// nor its key derivations until the session ends.
+    public func openSession(lifetime: TimeInterval) throws -> Date {
+        guard password != nil else {
+            throw ClientError(.invalidInput, "opening a session needs a login with the password")
+        }
+        return try perform("login", [:]) {
+            try transport.send(.openSession, OpenSessionRequest(ttl: Int(lifetime)))
+            let opened = try transport.receive(.sessionOpened, SessionOpened.self)
+            guard let expires = Timestamp.parse(opened.expires) else {
+                throw ClientError(.network, "the server sent an invalid session expiry")
+            }
+            try profile.saveSession(ticket: opened.ticket, expires: expires, key: clientKey)
+            return expires
+        }
     }
 
     /// Ends the session with a TLS close_notify.
@@ -162,6 +262,7 @@ public final class FileClient {
     /// True when less than a third of the client certificate's lifetime is left, the point at
     /// which commands renew it on their own.
     public var certificateNeedsRenewal: Bool {
+        guard password != nil else { return false }
         let lifetime = certificate.notAfter.timeIntervalSince(certificate.notBefore)
         return certificate.notAfter.timeIntervalSinceNow < lifetime / 3
     }
@@ -175,7 +276,11 @@ public final class FileClient {
     /// The server ends the session after a renewal, so this is the last call on a client.
     @discardableResult
     public func renew() throws -> Certificate {
-        try perform("renew", [:]) {
+        guard let password else {
+            throw ClientError(
+                .invalidInput, "renewing needs your password, which a login session does not have; run sfts renew")
+        }
+        return try perform("renew", [:]) {
             let newKey = try PrivateKey.generateRSA(bits: max(clientKey.bits, PrivateKey.minimumRSABits))
             let csr = try CertificateSigningRequest.create(commonName: user, key: newKey)
             try transport.send(.renew, RenewRequest(csr: csr.pem))
@@ -228,6 +333,8 @@ public final class FileClient {
             throw error
         }
         try profile.commitStagedKey(staged)
+        // A session ticket names the time the password changed, so the server ends it anyway.
+        profile.clearSession()
     }
 
     /// Uploads a local regular file.
@@ -244,25 +351,34 @@ public final class FileClient {
                 .put, PutRequest(name: remoteName, size: source.size, force: force))
             _ = try transport.receive(.putReady, EmptyBody.self)
 
+            // This thread reads and hashes the file while a second one encrypts and sends the
+            // previous chunk, so SHA-256 and AES-GCM run on two cores.
             let hasher = SHA256Hasher()
-            try LocalFile.withBuffer(FileClient.chunkBytes) { buffer in
-                var remaining = source.size
-                while remaining > 0 {
-                    let count = Int(min(UInt64(buffer.count), remaining))
-                    let read = Glibc.read(source.descriptor, buffer.baseAddress, count)
+            let pipeline = BodyPipeline(chunkBytes: BodyPipeline.chunkBytes(forBodyOf: source.size)) {
+                try self.writeBody($0)
+            }
+            var remaining = source.size
+            while remaining > 0, pipeline.error == nil {
+                let buffer = pipeline.nextBuffer()
+                let count = Int(min(UInt64(buffer.count), remaining))
+                var filled = 0
+                while filled < count {
+                    let read = Glibc.read(source.descriptor, buffer.baseAddress! + filled, count - filled)
                     if read < 0 && errno == EINTR { continue }
                     guard read > 0 else {
                         transport.connection.abort()
+                        try? pipeline.finish()
                         throw ClientError(
                             .local,
                             "\(localPath) changed size while it was being sent; nothing was stored")
                     }
-                    let data = UnsafeRawBufferPointer(rebasing: buffer[0..<read])
-                    hasher.update(data)
-                    try writeBody(data)
-                    remaining -= UInt64(read)
+                    filled += read
                 }
+                hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                pipeline.submit(buffer, count: count)
+                remaining -= UInt64(count)
             }
+            try pipeline.finish()
             let digest = hasher.finish().hexString
             let signed = SignedRecord.upload(
                 name: remoteName, size: source.size, sha256: digest, requestID: request.id,
@@ -300,25 +416,31 @@ public final class FileClient {
             let ready = try transport.receive(.getReady, GetReady.self)
             let output = try LocalFile.Download(target: target)
 
+            // This thread receives and decrypts while a second one hashes and writes the
+            // previous chunk.
             let hasher = SHA256Hasher()
-            try LocalFile.withBuffer(FileClient.chunkBytes) { buffer in
-                var remaining = ready.size
-                while remaining > 0 {
-                    let count = Int(min(UInt64(buffer.count), remaining))
-                    let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
-                    let received = try transport.channel.readRaw(into: slice)
-                    guard received > 0 else {
-                        throw ClientError(
-                            .network,
-                            "the server closed the connection after \(ready.size - remaining) "
-                                + "of \(ready.size) bytes; nothing was saved")
-                    }
-                    let data = UnsafeRawBufferPointer(rebasing: buffer[0..<received])
-                    hasher.update(data)
-                    try output.write(data)
-                    remaining -= UInt64(received)
-                }
+            let pipeline = BodyPipeline(chunkBytes: BodyPipeline.chunkBytes(forBodyOf: ready.size)) {
+                hasher.update($0)
+                try output.write($0)
             }
+            var remaining = ready.size
+            while remaining > 0 {
+                let buffer = pipeline.nextBuffer()
+                let count = Int(min(UInt64(buffer.count), remaining))
+                let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
+                do {
+                    try transport.channel.readExactly(into: slice)
+                } catch ProtocolError.truncated(_, let partial) {
+                    try? pipeline.finish()
+                    throw ClientError(
+                        .network,
+                        "the server closed the connection after \(ready.size - remaining + UInt64(partial)) "
+                            + "of \(ready.size) bytes; nothing was saved")
+                }
+                pipeline.submit(buffer, count: count)
+                remaining -= UInt64(count)
+            }
+            try pipeline.finish()
             let digest = hasher.finish().hexString
             let (recordFrame, record) = try transport.receiveFrame(.getRecord, TransferRecord.self)
             guard record.sha256 == digest else {

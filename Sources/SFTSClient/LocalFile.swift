@@ -1,3 +1,4 @@
+import CSystem
 import Foundation
 import SFTSProtocol
 
@@ -21,6 +22,7 @@ enum LocalFile {
             close(descriptor)
             throw ClientError(.local, "\(path) is not a regular file")
         }
+        _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_SEQUENTIAL)
         return (descriptor, UInt64(status.st_size))
     }
 
@@ -57,14 +59,6 @@ enum LocalFile {
         return folder.isEmpty ? "/" : String(folder)
     }
 
-    static func withBuffer<T>(_ size: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> T)
-        rethrows -> T
-    {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
-        defer { buffer.deallocate() }
-        return try body(buffer)
-    }
-
     /// A download in progress: a temporary file beside the target, removed unless committed.
     final class Download {
         let target: String
@@ -79,12 +73,16 @@ enum LocalFile {
                 url.deletingLastPathComponent().appendingPathComponent(
                     ".\(url.lastPathComponent).sfts-part-\(UUID().uuidString.prefix(8))"
                 ).path
-            // Private until verified; commit gives it the usual mode.
-            descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            // Private until verified; commit gives it the usual mode. Direct I/O, where the file
+            // system has it, spares copying every byte through the page cache.
+            let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            self.descriptor = descriptor
             guard descriptor >= 0 else {
                 throw ClientError(
                     .local, "cannot create \(temporary): \(String(cString: strerror(errno)))")
             }
+            // fcntl fails on file systems without direct I/O, and the writes stay buffered.
+            direct = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | sfts_O_DIRECT) == 0
             InterruptCleanup.register(temporary)
         }
 
@@ -96,16 +94,38 @@ enum LocalFile {
             InterruptCleanup.clear()
         }
 
+        private var written: Int64 = 0
+        private var writebackStart: Int64 = 0
+        private var direct = false
+
+        /// Writes the whole buffer. The first write that does not suit O_DIRECT, normally the
+        /// last, turns direct I/O off for the rest of the file.
         func write(_ buffer: UnsafeRawBufferPointer) throws {
+            if direct {
+                let alignment = Int(sfts_direct_alignment)
+                let aligned =
+                    buffer.baseAddress.map { Int(bitPattern: $0) % alignment == 0 } == true
+                    && buffer.count % alignment == 0
+                if !aligned {
+                    _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~sfts_O_DIRECT)
+                    direct = false
+                }
+            }
             var offset = 0
             while offset < buffer.count {
-                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
+                let count = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if count < 0 {
                     if errno == EINTR { continue }
                     throw ClientError(
                         .local, "cannot write \(temporary): \(String(cString: strerror(errno)))")
                 }
-                offset += written
+                offset += count
+            }
+            written += Int64(buffer.count)
+            // Start writeback every 32 MiB, so the fsync before the rename has less to flush.
+            if written - writebackStart >= 32 << 20 {
+                _ = sfts_start_writeback(descriptor, writebackStart, written - writebackStart)
+                writebackStart = written
             }
         }
 

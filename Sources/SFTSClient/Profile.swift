@@ -1,5 +1,6 @@
 import Foundation
 import SFTSCrypto
+import SFTSProtocol
 
 #if canImport(Glibc)
     import Glibc
@@ -77,6 +78,45 @@ public struct Profile: Sendable {
     public var caCertificateURL: URL { folder.appendingPathComponent(Profile.caFile) }
     public var certificateURL: URL { folder.appendingPathComponent(Profile.certificateFile) }
     public var keyURL: URL { folder.appendingPathComponent(Profile.keyFile) }
+
+    public var sessionURL: URL { folder.appendingPathComponent("session.json") }
+    public var sessionKeyURL: URL { folder.appendingPathComponent("session_key.pem") }
+
+    private struct SessionFile: Codable {
+        let ticket: String
+        let expires: String
+    }
+
+    /// The open login session: its ticket and the client key stored with it, or nil when
+    /// there is none or it expired.
+    public func activeSession(now: Date = Date()) -> (ticket: String, key: PrivateKey, expires: Date)? {
+        guard let data = try? Data(contentsOf: sessionURL),
+            let session = try? JSONDecoder().decode(SessionFile.self, from: data),
+            let expires = Timestamp.parse(session.expires), expires > now + 5,
+            let pem = try? String(contentsOf: sessionKeyURL, encoding: .utf8),
+            let key = try? PrivateKey(pem: pem, passphrase: nil, what: "the session key")
+        else { return nil }
+        return (session.ticket, key, expires)
+    }
+
+    /// Stores a session: the key first, unencrypted and mode 0600, then the ticket.
+    func saveSession(ticket: String, expires: Date, key: PrivateKey) throws {
+        try Profile.writePrivate(Data(try key.pem(passphrase: nil).utf8), sessionKeyURL)
+        let data = try JSONEncoder().encode(SessionFile(ticket: ticket, expires: Timestamp.format(expires)))
+        try Profile.writePrivate(data, sessionURL)
+    }
+
+    /// True when a session ticket or key file exists, expired or not.
+    public var hasSessionFiles: Bool {
+        FileManager.default.fileExists(atPath: sessionURL.path)
+            || FileManager.default.fileExists(atPath: sessionKeyURL.path)
+    }
+
+    /// Ends the login session on this side by deleting its ticket and key.
+    public func clearSession() {
+        unlink(sessionURL.path)
+        unlink(sessionKeyURL.path)
+    }
 
     /// Returns nil when `name` is a valid profile name, otherwise the reason it is not.
     public static func problem(withName name: String) -> String? {

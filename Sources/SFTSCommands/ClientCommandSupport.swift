@@ -35,12 +35,27 @@ enum ClientCommandSupport {
         }
     }
 
-    /// Loads the profile, reads the password and logs in.
-    static func connect(_ arguments: ParsedArguments) throws -> FileClient {
+    /// Loads the profile and logs in: with the profile's login session when one is open and
+    /// `allowSession` is set, otherwise with the password, which is read only then.
+    static func connect(_ arguments: ParsedArguments, allowSession: Bool = true) throws -> FileClient {
         let home = home()
         let profile = try Profile.load(arguments.value("--profile") ?? "default", home: home)
-        let password = try Secrets.read(Secrets.password, from: arguments)
-        return try FileClient.connect(profile: profile, password: password, logger: logger(home))
+        let password = { try Secrets.read(Secrets.password, from: arguments) }
+        return try FileClient.connect(
+            profile: profile, credentials: allowSession ? .sessionOrPassword(password) : .password(password),
+            logger: logger(home))
+    }
+
+    /// Prints the time of each phase to standard error when SFTS_TIMING is set, for finding
+    /// where a one-shot command spends its time.
+    static func reportTiming(_ client: FileClient) {
+        guard let value = ProcessInfo.processInfo.environment["SFTS_TIMING"], !value.isEmpty, value != "0" else {
+            return
+        }
+        client.markRequestDone()
+        var fields = client.phases.map { "\($0.name)=\(String(format: "%.1f", $0.seconds * 1000))ms" }
+        fields.append("total=\(String(format: "%.1f", Date().timeIntervalSince(CommandLineTool.startTime) * 1000))ms")
+        Console.error("sfts: timing: " + fields.joined(separator: " "))
     }
 }
 
@@ -109,6 +124,7 @@ enum PutCommand {
         Console.out(
             "stored \(Console.displayName(outcome.remoteName)) (\(outcome.size) bytes, "
                 + "sha256 \(outcome.sha256))")
+        ClientCommandSupport.reportTiming(client)
         ClientCommandSupport.renewIfDue(client)
         return .success
     }
@@ -128,6 +144,7 @@ enum GetCommand {
         Console.out(
             "saved \(Console.displayName(outcome.localPath)) (\(outcome.size) bytes, sha256 "
                 + "\(outcome.sha256)); record signed by \(DisplayText.escaped(outcome.signer))")
+        ClientCommandSupport.reportTiming(client)
         ClientCommandSupport.renewIfDue(client)
         return .success
     }
@@ -157,6 +174,7 @@ enum ListCommand {
                 Console.out(Console.displayName(entry.name) + (entry.kind == ListEntry.folderKind ? "/" : ""))
             }
         }
+        ClientCommandSupport.reportTiming(client)
         ClientCommandSupport.renewIfDue(client)
         return .success
     }
@@ -170,6 +188,7 @@ enum RemoveCommand {
         let name = arguments.positional(0)!
         try client.remove(name)
         Console.out("removed \(Console.displayName(name))")
+        ClientCommandSupport.reportTiming(client)
         ClientCommandSupport.renewIfDue(client)
         return .success
     }
@@ -178,7 +197,7 @@ enum RemoveCommand {
 /// `sfts passwd`.
 enum PasswdCommand {
     static func run(_ arguments: ParsedArguments) throws -> ExitCode {
-        let client = try ClientCommandSupport.connect(arguments)
+        let client = try ClientCommandSupport.connect(arguments, allowSession: false)
         defer { client.close() }
         let newPassword = try Secrets.read(Secrets.newPassword, from: arguments)
         try client.changePassword(to: newPassword)
@@ -190,13 +209,39 @@ enum PasswdCommand {
 /// `sfts renew`.
 enum RenewCommand {
     static func run(_ arguments: ParsedArguments) throws -> ExitCode {
-        let client = try ClientCommandSupport.connect(arguments)
+        let client = try ClientCommandSupport.connect(arguments, allowSession: false)
         defer { client.close() }
         let previous = client.certificateExpiry
         let renewed = try client.renew()
         Console.out(
             "renewed the client certificate of \(client.user): serial \(renewed.serialNumberHex), valid until "
                 + "\(Timestamp.format(renewed.notAfter)); it replaces one valid until \(Timestamp.format(previous))")
+        return .success
+    }
+}
+
+/// `sfts login`: opens a login session for scripts of many commands.
+enum LoginCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        let lifetime = try arguments.duration("--ttl", in: 60...(12 * 3600)) ?? 15 * 60
+        let client = try ClientCommandSupport.connect(arguments, allowSession: false)
+        defer { client.close() }
+        let expires = try client.openSession(lifetime: lifetime)
+        Console.out(
+            "login session for \(client.user) open until \(Timestamp.format(expires)); commands of this profile "
+                + "need no password until then, and 'sfts logout' ends it")
+        return .success
+    }
+}
+
+/// `sfts logout`: ends the profile's login session.
+enum LogoutCommand {
+    static func run(_ arguments: ParsedArguments) throws -> ExitCode {
+        let profile = try Profile.load(
+            arguments.value("--profile") ?? "default", home: ClientCommandSupport.home())
+        let hadSession = profile.activeSession() != nil
+        profile.clearSession()
+        Console.out(hadSession ? "login session of profile '\(profile.name)' ended" : "no login session was open")
         return .success
     }
 }

@@ -229,6 +229,22 @@ public enum CommandCatalog {
         details: "put, get, ls and rm renew on their own once less than a third of the certificate's "
             + "lifetime is left. An expired certificate cannot be renewed; enroll again with a token.")
 
+    public static let login = CommandSpec(
+        ["login"],
+        summary: "Open a login session, so this profile's commands need no password until it ends.",
+        options: [
+            profile, passwordFile,
+            OptionSpec(
+                "--ttl", value: "DURATION", help: "how long the session lasts, from 1m to 12h (default: 15m)"),
+        ],
+        details: "While the session lasts, the client key is stored unencrypted (mode 0600) in the profile "
+            + "with the session ticket, so anyone who can read the profile can act as you until it ends. "
+            + "The ticket works only with this profile's certificate and ends when the password changes.")
+
+    public static let logout = CommandSpec(
+        ["logout"], summary: "End the profile's login session and delete its ticket and key.",
+        options: [profile])
+
     public static let userList = CommandSpec(
         ["user", "list"], summary: "List enrolled users with role and certificate expiry.",
         options: [root])
@@ -276,7 +292,7 @@ public enum CommandCatalog {
     /// Every command, in the order help lists them.
     public static let all: [CommandSpec] = [
         caInit, caImport, caServerCertificate, caSign, caToken, caRevoke, caList, serve, csrServe, enroll, put, get, ls,
-        rm, passwd, renew, userList, userRole, userRemove,
+        rm, passwd, renew, login, logout, userList, userRole, userRemove,
         blockList, blockLift, help, demo,
     ]
 

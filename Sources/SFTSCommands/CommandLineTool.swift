@@ -9,8 +9,12 @@ import SFTSProtocol
 /// The `sfts` command line: parses arguments, runs one subcommand, and turns errors into a
 /// message on standard error and an exit code.
 public enum CommandLineTool {
+    /// When `run` began, for `SFTS_TIMING`.
+    nonisolated(unsafe) static var startTime = Date()
+
     /// Runs the command line `arguments` (without the program name) and returns the exit code.
     public static func run(_ arguments: [String]) -> Int32 {
+        startTime = Date()
         // A peer that closes during a write must fail that write, not kill the process.
         signal(SIGPIPE, SIG_IGN)
         do {
@@ -74,6 +78,8 @@ public enum CommandLineTool {
         case CommandCatalog.rm.path: return try RemoveCommand.run(parsed)
         case CommandCatalog.passwd.path: return try PasswdCommand.run(parsed)
         case CommandCatalog.renew.path: return try RenewCommand.run(parsed)
+        case CommandCatalog.login.path: return try LoginCommand.run(parsed)
+        case CommandCatalog.logout.path: return try LogoutCommand.run(parsed)
         case CommandCatalog.userList.path: return try UserCommand.list(parsed)
         case CommandCatalog.userRole.path: return try UserCommand.role(parsed)
         case CommandCatalog.userRemove.path: return try UserCommand.remove(parsed)

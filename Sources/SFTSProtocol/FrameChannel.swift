@@ -28,6 +28,8 @@ public enum MessageType: String, Codable, Sendable {
     case passwordChanged = "password-changed"
     case renew
     case renewed
+    case openSession = "open-session"
+    case sessionOpened = "session-opened"
 }
 
 /// A frame as received: its envelope fields and the JSON it came in, from which the body is

@@ -91,13 +91,38 @@ public struct EnrollCompleted: Codable, Sendable {
 // MARK: - Login
 
 /// The client's first login message. `user` must equal the client certificate's CN.
+///
+/// With `session`, a ticket from an earlier `open-session`, the server answers with
+/// `login-accepted` at once, and no password is involved.
 public struct LoginStart: Codable, Sendable {
     public let user: String
     public let nonce: String
+    public let session: String?
 
-    public init(user: String, nonce: String) {
+    public init(user: String, nonce: String, session: String? = nil) {
         self.user = user
         self.nonce = nonce
+        self.session = session
+    }
+}
+
+/// A request for a login session ticket, valid for `ttl` seconds at most.
+public struct OpenSessionRequest: Codable, Sendable {
+    public let ttl: Int
+
+    public init(ttl: Int) {
+        self.ttl = ttl
+    }
+}
+
+/// A session ticket and its expiry (ISO 8601).
+public struct SessionOpened: Codable, Sendable {
+    public let ticket: String
+    public let expires: String
+
+    public init(ticket: String, expires: String) {
+        self.ticket = ticket
+        self.expires = expires
     }
 }
 

@@ -15,6 +15,9 @@ public enum WireErrorCode: String, Codable, Sendable {
     case tooLarge = "too-large"
     case policyRejected = "policy-rejected"
     case blocked = "blocked"
+    /// A session ticket that is expired, from another server key or no longer matches the
+    /// user; the client logs in with the password instead.
+    case sessionInvalid = "session-invalid"
     case busy = "busy"
     case internalError = "internal-error"
 }

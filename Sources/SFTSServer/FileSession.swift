@@ -10,21 +10,13 @@ import SFTSTLS
 /// One file-service connection: mutual TLS, a SCRAM-style login bound to the channel, then
 /// commands, each checked against the user's role.
 final class FileSession: Session {
-    /// Bytes moved per read or write of a file body.
-    static let chunkBytes = 256 * 1024
 
     private var user = ""
     private var clientCertificate: Certificate?
-    /// The one buffer every file body of this connection passes through.
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(
-        byteCount: FileSession.chunkBytes, alignment: 16)
-
+    /// Whether this session proved the password, which opening a new session requires.
+    private var loggedInWithPassword = false
     init(services: ServerServices, credentials: ServerCredentials, connection: TLSConnection, peer: PeerInfo) {
         super.init(services: services, credentials: credentials, connection: connection, peer: peer, service: "file")
-    }
-
-    deinit {
-        buffer.deallocate()
     }
 
     func run() {
@@ -135,6 +127,11 @@ final class FileSession: Session {
                     + "current one for '\(start.user)'", closesConnection: true)
         }
 
+        if let ticket = start.session {
+            try acceptSession(ticket, user: start.user, record: record, fingerprint: fingerprint, requestID: requestID)
+            return
+        }
+
         let channelBinding: [UInt8]
         do {
             channelBinding = try connection.channelBinding()
@@ -163,6 +160,7 @@ final class FileSession: Session {
         }
 
         user = start.user
+        loggedInWithPassword = true
         services.addressGuard.recordSuccess(for: peer.address)
         if record.previousCertificateFingerprint != nil, fingerprint == record.certificateFingerprint {
             // The renewed certificate has arrived, so the one it replaced is done.
@@ -176,6 +174,28 @@ final class FileSession: Session {
                 signature: Data(signature).base64EncodedString(), role: record.role,
                 permissions: permissions.map(\.rawValue).sorted()))
         logEvent(.info, "login.succeeded", [("user", user), ("role", record.role)])
+    }
+
+    /// Logs in with a session ticket in place of the password proof.
+    private func acceptSession(
+        _ ticket: String, user name: String, record: UserRecord, fingerprint: String, requestID: String
+    ) throws {
+        let issuer = SessionTicketIssuer(root: services.configuration.root)
+        guard
+            issuer.isValid(
+                ticket, user: name, fingerprint: fingerprint, passwordChangedAt: record.passwordChangedAt)
+        else {
+            logEvent(.info, "login.session-rejected", [("client.serial", clientCertificate?.serialNumberHex ?? "-")])
+            throw ServiceFailure(
+                .sessionInvalid, "the login session expired or no longer applies; log in with the password",
+                closesConnection: true)
+        }
+        user = name
+        let permissions = try services.rolePolicy().permissions[record.role] ?? []
+        try channel.send(
+            .loginAccepted, id: requestID,
+            body: LoginAccepted(signature: "", role: record.role, permissions: permissions.map(\.rawValue).sorted()))
+        logEvent(.info, "login.succeeded", [("user", user), ("role", record.role), ("method", "session")])
     }
 
     // MARK: - Commands
@@ -196,6 +216,8 @@ final class FileSession: Session {
         case .renew:
             try renew(frame, try decode(frame, RenewRequest.self))
             return false
+        case .openSession:
+            try openSession(frame, try decode(frame, OpenSessionRequest.self))
         default:
             throw ServiceFailure(
                 .invalidRequest, "unknown or misplaced request type \(RemotePath.quoted(frame.typeName))")
@@ -300,30 +322,47 @@ final class FileSession: Session {
 
         let hasher = SHA256Hasher()
         var remaining = request.size
-        var storeError: Error?
+        // This thread receives and decrypts; the pipeline's thread hashes and writes, so
+        // AES-GCM and SHA-256 run on two cores.
+        let pipeline = BodyPipeline(chunkBytes: BodyPipeline.chunkBytes(forBodyOf: request.size)) {
+            hasher.update($0)
+            try upload.write($0)
+        }
         startBody()
         defer { finishBody() }
         while remaining > 0 {
+            let buffer = pipeline.nextBuffer()
             let count = Int(min(UInt64(buffer.count), remaining))
-            let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
-            let received = try channel.readRaw(into: slice)
-            if received == 0 {
-                throw ProtocolError.truncated(
-                    expected: Int(request.size), received: Int(request.size - remaining))
-            }
-            let data = UnsafeRawBufferPointer(rebasing: buffer[0..<received])
-            hasher.update(data)
-            if storeError == nil {
+            // Fill the whole buffer from several TLS records, so hashing and writing work on
+            // large chunks rather than one 16 KiB record at a time.
+            // Pieces of 64 KiB keep the watchdog's progress count fine-grained.
+            var filled = 0
+            while filled < count {
+                let piece = min(Session.minimumBodyProgress, count - filled)
+                let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<(filled + piece)])
                 do {
-                    try upload.write(data)
-                } catch {
-                    storeError = error
+                    try channel.readExactly(into: slice)
+                } catch ProtocolError.truncated(_, let partial) {
+                    throw ProtocolError.truncated(
+                        expected: Int(request.size), received: Int(request.size - remaining) + filled + partial)
                 }
+                filled += piece
+                bodyAdvanced(by: piece)
             }
-            remaining -= UInt64(received)
-            bodyAdvanced(by: received)
+            // A failed write is reported after the body, which is still read to keep the
+            // connection in step.
+            pipeline.submit(buffer, count: count)
+            remaining -= UInt64(count)
         }
         finishBody()
+        // The pipeline's thread hashes too, so it must be done before the digest is read.
+        let storeError: Error?
+        do {
+            try pipeline.finish()
+            storeError = nil
+        } catch {
+            storeError = error
+        }
         let digest = hasher.finish().hexString
 
         let (recordFrame, record) = try expectRequest(.putRecord, TransferRecord.self)
@@ -382,32 +421,54 @@ final class FileSession: Session {
         let source = try path(request.name)
         let (descriptor, size) = try storeCall { try services.files.openForReading(source) }
         defer { close(descriptor) }
-        let uploader = (try? services.fileRecords.record(for: source.description))?.uploader
+        let fileRecord = try? services.fileRecords.record(for: source.description)
+        let uploader = fileRecord?.uploader
         try channel.send(.getReady, id: frame.id, body: GetReady(size: size, uploader: uploader))
 
-        let hasher = SHA256Hasher()
+        // A file that arrived through put has the SHA-256 the server verified then; the record
+        // signs that digest, and the client, which hashes what it receives, rejects a file
+        // that changed on disk since. Other files are hashed as they are sent.
+        let recordedDigest = fileRecord.flatMap { $0.size == size ? $0.sha256 : nil }
+        let hasher = recordedDigest == nil ? SHA256Hasher() : nil
+
+        // This thread reads the file, which may wait on the disk, while a second one hashes,
+        // encrypts and sends the previous chunk.
+        let pipeline = BodyPipeline(chunkBytes: BodyPipeline.chunkBytes(forBodyOf: size)) { [channel] in
+            hasher?.update($0)
+            try channel.writeRaw($0)
+        }
         var remaining = size
         startBody()
         defer { finishBody() }
-        while remaining > 0 {
+        var offset = 0
+        while remaining > 0, pipeline.error == nil {
+            let buffer = pipeline.nextBuffer()
             let count = Int(min(UInt64(buffer.count), remaining))
-            let read = Glibc.read(descriptor, buffer.baseAddress, count)
-            if read < 0 && errno == EINTR { continue }
-            guard read > 0 else {
-                // The file shrank or failed while being sent: the byte count already promised
-                // can no longer be kept, so the only safe move is to cut the connection.
-                connection.abort()
-                throw FileStoreError.system(
-                    call: "read", path: source.description, errno: read < 0 ? errno : EIO)
+            // Ask the kernel to read the next 8 MiB in the background while this chunk is
+            // hashed, so a file that is not cached costs no waiting on the disk.
+            _ = posix_fadvise(descriptor, offset + count, 8 << 20, POSIX_FADV_WILLNEED)
+            offset += count
+            var filled = 0
+            while filled < count {
+                let read = Glibc.read(descriptor, buffer.baseAddress! + filled, count - filled)
+                if read < 0 && errno == EINTR { continue }
+                guard read > 0 else {
+                    // The file shrank or failed while being sent: the byte count already promised
+                    // can no longer be kept, so the only safe move is to cut the connection.
+                    connection.abort()
+                    try? pipeline.finish()
+                    throw FileStoreError.system(
+                        call: "read", path: source.description, errno: read < 0 ? errno : EIO)
+                }
+                filled += read
             }
-            let data = UnsafeRawBufferPointer(rebasing: buffer[0..<read])
-            hasher.update(data)
-            try channel.writeRaw(data)
-            remaining -= UInt64(read)
-            bodyAdvanced(by: read)
+            pipeline.submit(buffer, count: count)
+            remaining -= UInt64(count)
+            bodyAdvanced(by: count)
         }
+        try pipeline.finish()
         finishBody()
-        let digest = hasher.finish().hexString
+        let digest = recordedDigest ?? hasher?.finish().hexString ?? ""
         let now = Date()
         let signed = SignedRecord.download(
             name: source.description, size: size, sha256: digest, uploader: uploader ?? "", requestID: frame.id,
@@ -439,10 +500,39 @@ final class FileSession: Session {
         logEvent(.info, "rm", [("user", user), ("path", target.description)])
     }
 
+    /// Rejects a request that could outlast or widen a session ticket, such as a new password,
+    /// a new certificate or a new ticket, on a connection that logged in with a ticket: whoever
+    /// copied the ticket must not be able to keep the account.
+    private func requirePasswordLogin(for command: String) throws {
+        guard loggedInWithPassword else {
+            logEvent(.warning, "access.denied", [("user", user), ("command", command), ("reason", "ticket login")])
+            throw ServiceFailure(
+                .permissionDenied, "\(command) needs a login with the password, not with a session ticket")
+        }
+    }
+
+    /// Issues a session ticket for this user and certificate. Only a login with the password
+    /// may, so a ticket cannot extend itself.
+    private func openSession(_ frame: IncomingFrame, _ request: OpenSessionRequest) throws {
+        try requirePasswordLogin(for: "login")
+        guard let record = try services.users.user(named: user),
+            let fingerprint = clientCertificate?.sha256Fingerprint.hexString
+        else {
+            throw ServiceFailure(.authenticationFailed, "user '\(user)' was removed", closesConnection: true)
+        }
+        let lifetime = TimeInterval(min(max(request.ttl, 60), Int(SessionTicketIssuer.maximumLifetime)))
+        let (ticket, expires) = try SessionTicketIssuer(root: services.configuration.root).issue(
+            user: user, fingerprint: fingerprint, passwordChangedAt: record.passwordChangedAt, lifetime: lifetime)
+        try channel.send(
+            .sessionOpened, id: frame.id, body: SessionOpened(ticket: ticket, expires: Timestamp.format(expires)))
+        logEvent(.info, "session.opened", [("user", user), ("expires", Timestamp.format(expires))])
+    }
+
     /// Issues a new certificate for a new key of the logged-in user, under the CA policy. An
     /// expired certificate never gets here: the TLS handshake rejects it.
     private func renew(_ frame: IncomingFrame, _ request: RenewRequest) throws {
         try authorize(.update, for: "renew")
+        try requirePasswordLogin(for: "renew")
         let csr: CertificateSigningRequest
         do {
             csr = try CertificateSigningRequest(pem: request.csr)
@@ -474,6 +564,7 @@ final class FileSession: Session {
 
     private func changePassword(_ frame: IncomingFrame, _ request: ChangePasswordRequest) throws {
         try authorize(.update, for: "passwd")
+        try requirePasswordLogin(for: "passwd")
         do {
             try services.passwordPolicy().check(request.password, user: user)
         } catch let error as PasswordPolicyError {

@@ -75,7 +75,7 @@ class Session {
     /// those do not count.
     func recordAuthenticationFailure(_ failure: ServiceFailure) {
         switch failure.code {
-        case .staleTimestamp, .internalError, .busy, .unsupportedVersion:
+        case .staleTimestamp, .internalError, .busy, .unsupportedVersion, .sessionInvalid:
             return
         default:
             services.addressGuard.recordFailure(for: peer.address, reason: failure.message)

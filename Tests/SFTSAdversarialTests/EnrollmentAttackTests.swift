@@ -254,3 +254,75 @@ final class LifecycleAttackTests {
         #expect(try fixture.bob.run(["ls"]).status == 0)
     }
 }
+
+/// Session tickets presented by a hostile client.
+@Suite(.serialized)
+final class SessionTicketAttackTests {
+    func ticket(_ fixture: HostileFixture) throws -> String {
+        let session = try HostileClient.fileService(fixture.server, as: fixture.bob)
+        #expect(try session.login(user: "bob", password: fixture.bob.password).type == .loginAccepted)
+        try session.send("open-session", OpenSessionRequest(ttl: 600))
+        return try session.receive().expect(.sessionOpened, SessionOpened.self).ticket
+    }
+
+    func loginWithTicket(_ fixture: HostileFixture, as client: TestClient, user: String, ticket: String) throws
+        -> IncomingFrame
+    {
+        let hostile = try HostileClient.fileService(fixture.server, as: client)
+        try hostile.send(
+            "login-start",
+            LoginStart(user: user, nonce: Data(SecureRandom.bytes(32)).base64EncodedString(), session: ticket))
+        return try hostile.receive()
+    }
+
+    @Test func ticketWorksOnlyWithItsCertificate() throws {
+        let fixture = try HostileFixture()
+        let bobTicket = try ticket(fixture)
+        #expect(try loginWithTicket(fixture, as: fixture.bob, user: "bob", ticket: bobTicket).type == .loginAccepted)
+
+        // alice presents bob's ticket with her own certificate, under her name and under his.
+        let asAlice = try loginWithTicket(fixture, as: fixture.alice, user: "alice", ticket: bobTicket)
+        #expect(try asAlice.body(ErrorBody.self).code == .sessionInvalid)
+        let asBob = try loginWithTicket(fixture, as: fixture.alice, user: "bob", ticket: bobTicket)
+        #expect(try asBob.body(ErrorBody.self).code == .authenticationFailed)
+
+        // A forged MAC or payload fails.
+        var forged = Array(bobTicket)
+        forged[forged.count - 3] = forged[forged.count - 3] == "A" ? "B" : "A"
+        let tampered = try loginWithTicket(fixture, as: fixture.bob, user: "bob", ticket: String(forged))
+        #expect(try tampered.body(ErrorBody.self).code == .sessionInvalid)
+    }
+
+    @Test func ticketSessionCannotOpenAnother() throws {
+        let fixture = try HostileFixture()
+        let bobTicket = try ticket(fixture)
+        let hostile = try HostileClient.fileService(fixture.server, as: fixture.bob)
+        try hostile.send(
+            "login-start",
+            LoginStart(user: "bob", nonce: Data(SecureRandom.bytes(32)).base64EncodedString(), session: bobTicket))
+        #expect(try hostile.receive().type == .loginAccepted)
+        try hostile.send("open-session", OpenSessionRequest(ttl: 600))
+        #expect(try hostile.expectError().code == .permissionDenied)
+    }
+}
+
+extension SessionTicketAttackTests {
+    @Test func ticketSessionCannotChangePasswordOrRenew() throws {
+        let fixture = try HostileFixture()
+        let bobTicket = try ticket(fixture)
+        let hostile = try HostileClient.fileService(fixture.server, as: fixture.bob)
+        try hostile.send(
+            "login-start",
+            LoginStart(user: "bob", nonce: Data(SecureRandom.bytes(32)).base64EncodedString(), session: bobTicket))
+        #expect(try hostile.receive().type == .loginAccepted)
+        let before = try Data(contentsOf: fixture.server.file("users.json"))
+
+        try hostile.send("change-password", ChangePasswordRequest(password: "attacker chosen passphrase"))
+        #expect(try hostile.expectError().code == .permissionDenied)
+        let key = try PrivateKey.generateRSA(bits: 2048)
+        try hostile.send(
+            "renew", RenewRequest(csr: try CertificateSigningRequest.create(commonName: "bob", key: key).pem))
+        #expect(try hostile.expectError().code == .permissionDenied)
+        #expect(try Data(contentsOf: fixture.server.file("users.json")) == before)
+    }
+}

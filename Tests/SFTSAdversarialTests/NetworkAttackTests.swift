@@ -192,9 +192,10 @@ final class NetworkAttackTests {
         #expect(temporaryAppeared)
         hostile.connection.abort()
 
-        #expect(try waitUntil(10) { try fixture.storedNames() == ["doc.txt"] })
+        #expect(try waitUntil(10) { try fixture.storedNames() == ["doc.txt"] }, "\(fixture.server.log)")
         #expect(try Data(contentsOf: fixture.server.file("directory/doc.txt")) == original)
-        #expect(try fixture.serverStillServes())
+        let listing = try fixture.alice.run(["ls"])
+        #expect(listing.status == 0, "\(listing)\n\(fixture.server.log)")
     }
 
     @Test func symlinkedFolderRefusedForEveryCommand() throws {

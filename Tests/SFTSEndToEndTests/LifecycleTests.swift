@@ -406,3 +406,58 @@ final class LifecycleTests {
         #expect(try alice.run(["ls"]).status == 0)
     }
 }
+
+/// Login sessions: commands without the password until the session ends.
+@Suite(.serialized)
+final class LoginSessionTests {
+    @Test func sessionSkipsThePasswordUntilLogout() throws {
+        let server = try TestServer()
+        let alice = try TestClient(user: "alice", password: TestSecrets.alicePassword)
+        #expect(try alice.enroll(server).status == 0)
+
+        let login = try alice.run(["login", "--ttl", "10m"])
+        #expect(login.status == 0, "\(login)")
+        let keyMode =
+            try FileManager.default.attributesOfItem(
+                atPath: alice.profileFile("session_key.pem").path)[.posixPermissions] as? Int
+        #expect(keyMode == 0o600)
+
+        // No password anywhere: the session logs in.
+        let noPassword = ["SFTS_PASSWORD": ""]
+        let listing = try alice.run(["ls"], extraEnvironment: noPassword)
+        #expect(listing.status == 0, "\(listing)")
+        #expect(server.log.contains("method=session"))
+        let timed = try alice.run(["ls"], extraEnvironment: ["SFTS_PASSWORD": "", "SFTS_TIMING": "1"])
+        #expect(timed.standardError.contains("sfts: timing: key="))
+
+        // passwd needs the password, and ends the session.
+        let newPassword = "a different long passphrase now"
+        let change = try alice.run(["passwd"], extraEnvironment: ["SFTS_NEW_PASSWORD": newPassword])
+        #expect(change.status == 0, "\(change)")
+        #expect(!FileManager.default.fileExists(atPath: alice.profileFile("session.json").path))
+        #expect(try alice.run(["ls"], extraEnvironment: noPassword).status == 2)
+
+        alice.password = newPassword
+        #expect(try alice.run(["login"]).status == 0)
+        let logout = try alice.run(["logout"])
+        #expect(logout.status == 0)
+        #expect(!FileManager.default.fileExists(atPath: alice.profileFile("session_key.pem").path))
+        #expect(try alice.run(["ls"], extraEnvironment: noPassword).status == 2)
+    }
+
+    @Test func rejectedSessionFallsBackToPassword() throws {
+        let server = try TestServer()
+        let alice = try TestClient(user: "alice", password: TestSecrets.alicePassword)
+        #expect(try alice.enroll(server).status == 0)
+        #expect(try alice.run(["login"]).status == 0)
+        // A new ticket key on the server, as after losing certificates/session_key.
+        try FileManager.default.removeItem(at: server.file("certificates/session_key"))
+
+        let listing = try alice.run(["ls"])
+        #expect(listing.status == 0, "\(listing)")
+        #expect(!FileManager.default.fileExists(atPath: alice.profileFile("session.json").path))
+        #expect(server.log.contains("login.session-rejected"))
+        let failures = (try? String(contentsOf: server.file("auth_failures.json"), encoding: .utf8)) ?? ""
+        #expect(!failures.contains("127.0.0.1"))
+    }
+}

@@ -95,3 +95,61 @@ final class MemoryStream {
         }
     }
 }
+
+@Suite struct BodyPipelineTests {
+    final class Sink: @unchecked Sendable {
+        var bytes: [UInt8] = []
+        var failAfter = Int.max
+        var writes = 0
+    }
+
+    @Test func writesChunksInOrder() throws {
+        let sink = Sink()
+        let pipeline = BodyPipeline(chunkBytes: 4096) { data in
+            sink.bytes.append(contentsOf: data)
+        }
+        for value in 0..<10 {
+            let buffer = pipeline.nextBuffer()
+            for index in 0..<100 {
+                buffer[index] = UInt8(value)
+            }
+            pipeline.submit(buffer, count: 100)
+        }
+        try pipeline.finish()
+        #expect(sink.bytes.count == 1000)
+        #expect(sink.bytes[0] == 0)
+        #expect(sink.bytes[999] == 9)
+        #expect((0..<10).allSatisfy { sink.bytes[$0 * 100] == UInt8($0) })
+    }
+
+    @Test func firstWriteErrorStopsLaterWrites() {
+        let sink = Sink()
+        sink.failAfter = 2
+        let pipeline = BodyPipeline(chunkBytes: 4096) { data in
+            sink.writes += 1
+            if sink.writes > sink.failAfter { throw POSIXError(.ENOSPC) }
+            sink.bytes.append(contentsOf: data)
+        }
+        for _ in 0..<5 {
+            let buffer = pipeline.nextBuffer()
+            pipeline.submit(buffer, count: 10)
+        }
+        #expect(throws: POSIXError.self) { try pipeline.finish() }
+        #expect(sink.bytes.count == 20)
+        #expect(sink.writes == 3)
+    }
+
+    @Test func releasedWithABufferTakenDoesNotTrap() {
+        // A body that ends early, as when a client disconnects, leaves a buffer taken.
+        var pipeline: BodyPipeline? = BodyPipeline(chunkBytes: 4096) { _ in }
+        _ = pipeline?.nextBuffer()
+        pipeline = nil
+        #expect(pipeline == nil)
+    }
+
+    @Test func chunkSizeFollowsBodySize() {
+        #expect(BodyPipeline.chunkBytes(forBodyOf: 0) == 65536)
+        #expect(BodyPipeline.chunkBytes(forBodyOf: 1 << 20) == 262_144)
+        #expect(BodyPipeline.chunkBytes(forBodyOf: 1 << 30) == 1 << 20)
+    }
+}
