@@ -416,13 +416,11 @@ public final class FileClient {
             let ready = try transport.receive(.getReady, GetReady.self)
             let output = try LocalFile.Download(target: target)
 
-            // This thread receives and decrypts while a second one hashes and writes the
-            // previous chunk.
+            // This thread receives and decrypts; one pipeline thread hashes and another writes.
             let hasher = SHA256Hasher()
-            let pipeline = BodyPipeline(chunkBytes: BodyPipeline.chunkBytes(forBodyOf: ready.size)) {
-                hasher.update($0)
-                try output.write($0)
-            }
+            let pipeline = BodyPipeline(
+                chunkBytes: BodyPipeline.chunkBytes(forBodyOf: ready.size),
+                stages: [{ hasher.update($0) }, { try output.write($0) }])
             var remaining = ready.size
             while remaining > 0 {
                 let buffer = pipeline.nextBuffer()

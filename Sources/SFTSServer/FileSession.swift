@@ -322,12 +322,11 @@ final class FileSession: Session {
 
         let hasher = SHA256Hasher()
         var remaining = request.size
-        // This thread receives and decrypts; the pipeline's thread hashes and writes, so
-        // AES-GCM and SHA-256 run on two cores.
-        let pipeline = BodyPipeline(chunkBytes: BodyPipeline.chunkBytes(forBodyOf: request.size)) {
-            hasher.update($0)
-            try upload.write($0)
-        }
+        // This thread receives and decrypts; one pipeline thread hashes and another writes,
+        // so AES-GCM, SHA-256 and the disk work at once.
+        let pipeline = BodyPipeline(
+            chunkBytes: BodyPipeline.chunkBytes(forBodyOf: request.size),
+            stages: [{ hasher.update($0) }, { try upload.write($0) }])
         startBody()
         defer { finishBody() }
         while remaining > 0 {

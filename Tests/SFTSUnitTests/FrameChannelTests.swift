@@ -153,3 +153,24 @@ final class MemoryStream {
         #expect(BodyPipeline.chunkBytes(forBodyOf: 1 << 30) == 1 << 20)
     }
 }
+
+extension BodyPipelineTests {
+    @Test func stagesSeeEveryChunkInOrder() throws {
+        let first = Sink()
+        let second = Sink()
+        let pipeline = BodyPipeline(
+            chunkBytes: 4096,
+            stages: [{ first.bytes.append(contentsOf: $0) }, { second.bytes.append(contentsOf: $0) }])
+        for value in 0..<20 {
+            let buffer = pipeline.nextBuffer()
+            for index in 0..<64 {
+                buffer[index] = UInt8(value)
+            }
+            pipeline.submit(buffer, count: 64)
+        }
+        try pipeline.finish()
+        #expect(first.bytes == second.bytes)
+        #expect(second.bytes.count == 20 * 64)
+        #expect((0..<20).allSatisfy { second.bytes[$0 * 64 + 63] == UInt8($0) })
+    }
+}
