@@ -46,11 +46,11 @@ public final class BodyPipeline: @unchecked Sendable {
         self.init(chunkBytes: chunkBytes, alignment: alignment, stages: [write])
     }
 
-    /// A chunk size for a body of `size` bytes: a quarter of it, in steps of 64 KiB, from
+    /// A chunk size for a body of `size` bytes: an eighth of it, in steps of 64 KiB, from
     /// 64 KiB to 1 MiB, so many small transfers at once do not each hold large buffers.
     public static func chunkBytes(forBodyOf size: UInt64) -> Int {
-        let quarter = (size / 4 + 65535) / 65536 * 65536
-        return Int(min(max(quarter, 65536), 1 << 20))
+        let eighth = (size / 8 + 65535) / 65536 * 65536
+        return Int(min(max(eighth, 65536), 1 << 20))
     }
 
     deinit {

@@ -149,7 +149,7 @@ final class MemoryStream {
 
     @Test func chunkSizeFollowsBodySize() {
         #expect(BodyPipeline.chunkBytes(forBodyOf: 0) == 65536)
-        #expect(BodyPipeline.chunkBytes(forBodyOf: 1 << 20) == 262_144)
+        #expect(BodyPipeline.chunkBytes(forBodyOf: 1 << 20) == 131_072)
         #expect(BodyPipeline.chunkBytes(forBodyOf: 1 << 30) == 1 << 20)
     }
 }
