@@ -30,6 +30,8 @@ public enum MessageType: String, Codable, Sendable {
     case renewed
     case openSession = "open-session"
     case sessionOpened = "session-opened"
+    case ping
+    case pong
 }
 
 /// A frame as received: its envelope fields and the JSON it came in, from which the body is

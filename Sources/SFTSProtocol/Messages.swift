@@ -154,11 +154,15 @@ public struct LoginAccepted: Codable, Sendable {
     public let signature: String
     public let role: String
     public let permissions: [String]
+    /// Seconds the server lets a connection stay silent, so an interactive client knows how
+    /// often to send `ping`; absent from servers that predate it.
+    public let idleTimeout: Int?
 
-    public init(signature: String, role: String, permissions: [String]) {
+    public init(signature: String, role: String, permissions: [String], idleTimeout: Int? = nil) {
         self.signature = signature
         self.role = role
         self.permissions = permissions
+        self.idleTimeout = idleTimeout
     }
 }
 

@@ -172,7 +172,7 @@ final class FileSession: Session {
             .loginAccepted, id: requestID,
             body: LoginAccepted(
                 signature: Data(signature).base64EncodedString(), role: record.role,
-                permissions: permissions.map(\.rawValue).sorted()))
+                permissions: permissions.map(\.rawValue).sorted(), idleTimeout: idleTimeoutSeconds))
         logEvent(.info, "login.succeeded", [("user", user), ("role", record.role)])
     }
 
@@ -194,7 +194,9 @@ final class FileSession: Session {
         let permissions = try services.rolePolicy().permissions[record.role] ?? []
         try channel.send(
             .loginAccepted, id: requestID,
-            body: LoginAccepted(signature: "", role: record.role, permissions: permissions.map(\.rawValue).sorted()))
+            body: LoginAccepted(
+                signature: "", role: record.role, permissions: permissions.map(\.rawValue).sorted(),
+                idleTimeout: idleTimeoutSeconds))
         logEvent(.info, "login.succeeded", [("user", user), ("role", record.role), ("method", "session")])
     }
 
@@ -218,6 +220,11 @@ final class FileSession: Session {
             return false
         case .openSession:
             try openSession(frame, try decode(frame, OpenSessionRequest.self))
+        case .ping:
+            // Keeps an interactive session open between commands; the frame's timestamp and id
+            // were checked like any other request's.
+            _ = try decode(frame, EmptyBody.self)
+            try channel.send(.pong, id: frame.id, body: EmptyBody())
         default:
             throw ServiceFailure(
                 .invalidRequest, "unknown or misplaced request type \(RemotePath.quoted(frame.typeName))")

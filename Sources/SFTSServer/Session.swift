@@ -42,6 +42,11 @@ class Session {
         logger.log(level, event, fields: fields)
     }
 
+    /// The idle timeout in whole seconds, at least 1, as the login reply announces it.
+    var idleTimeoutSeconds: Int {
+        max(1, Int(limits.idleTimeout.rounded(.down)))
+    }
+
     /// Runs the TLS handshake within the handshake deadline; logs and returns false on failure.
     func handshake() -> Bool {
         logEvent(.info, "connection.opened", [("peer.port", String(peer.port))])

@@ -33,6 +33,28 @@ final class FileServiceAttackTests {
         #expect(try fixture.serverStillServes())
     }
 
+    /// A keepalive is a request like any other: not before login, not with a stale timestamp
+    /// or a repeated id, and it answers only with a pong.
+    @Test func pingFollowsTheRequestRules() throws {
+        let early = try HostileClient.fileService(fixture.server, as: fixture.alice)
+        try early.send("ping", EmptyBody())
+        #expect(try early.expectError().code == .invalidRequest)
+        #expect(early.isClosedByServer())
+
+        let hostile = try loggedIn(fixture.alice)
+        let id = RequestID.make()
+        try hostile.send("ping", EmptyBody(), id: id)
+        let pong = try hostile.receive()
+        #expect(pong.type == .pong)
+        #expect(pong.id == id)
+        try hostile.send("ping", EmptyBody(), id: id)
+        #expect(try hostile.expectError().code == .replayedRequest)
+        try hostile.send("ping", EmptyBody(), timestamp: Timestamp.format(Date() - 3600))
+        #expect(try hostile.expectError().code == .staleTimestamp)
+        #expect(try fixture.storedNames().isEmpty)
+        #expect(try fixture.serverStillServes())
+    }
+
     @Test func loginNameMustMatchCertificate() throws {
         let hostile = try HostileClient.fileService(fixture.server, as: fixture.bob)
         let reply = try hostile.login(user: "alice", password: fixture.alice.password)
