@@ -40,6 +40,8 @@ public final class FileClient {
     public let user: String
     public let role: String
     public let permissions: [String]
+    /// Seconds the server lets the connection stay silent, when it says.
+    public let serverIdleTimeout: Int?
 
     /// The most entries one listing may have.
     public static let maxListEntries = 1_000_000
@@ -159,6 +161,7 @@ public final class FileClient {
             let accepted = try transport.receive(.loginAccepted, LoginAccepted.self)
             role = accepted.role
             permissions = accepted.permissions
+            serverIdleTimeout = accepted.idleTimeout
             return
         }
         guard let password else {
@@ -194,6 +197,7 @@ public final class FileClient {
         }
         role = accepted.role
         permissions = accepted.permissions
+        serverIdleTimeout = accepted.idleTimeout
     }
 
     /// Time spent in each phase of connecting and of the command, for `SFTS_TIMING`.
@@ -227,6 +231,22 @@ public final class FileClient {
     /// Ends the session with a TLS close_notify.
     public func close() {
         transport.close()
+    }
+
+    /// How long an interactive client may wait for input before it sends ``ping()``: a third
+    /// of the server's idle timeout, between 1 and 20 seconds.
+    public var keepaliveInterval: TimeInterval {
+        TimeInterval(min(20, max(1, (serverIdleTimeout ?? 60) / 3)))
+    }
+
+    /// Sends a `ping` and waits for the `pong`, which keeps an idle session open.
+    public func ping() throws {
+        do {
+            try transport.send(.ping, EmptyBody())
+            _ = try transport.receive(.pong, EmptyBody.self)
+        } catch {
+            throw ClientError.wrap(error)
+        }
     }
 
     // MARK: - Commands
@@ -340,8 +360,11 @@ public final class FileClient {
     /// Uploads a local regular file.
     ///
     /// The body is hashed as it is sent; the signed record follows it, so the file is read
-    /// once. The server stores nothing unless hash and signature check out.
-    public func put(localPath: String, remote: String?, force: Bool) throws -> PutOutcome {
+    /// once. The server stores nothing unless hash and signature check out. `progress`, when
+    /// given, is called on this thread with the bytes sent so far and the total after each chunk.
+    public func put(
+        localPath: String, remote: String?, force: Bool, progress: ((UInt64, UInt64) -> Void)? = nil
+    ) throws -> PutOutcome {
         let source = try LocalFile.openForReading(localPath)
         defer { Glibc.close(source.descriptor) }
         let remoteName = try ClientError.remotePath(remote ?? LocalFile.lastComponent(of: localPath)).description
@@ -377,6 +400,7 @@ public final class FileClient {
                 hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
                 pipeline.submit(buffer, count: count)
                 remaining -= UInt64(count)
+                progress?(source.size - remaining, source.size)
             }
             try pipeline.finish()
             let digest = hasher.finish().hexString
@@ -404,7 +428,10 @@ public final class FileClient {
     ///
     /// The body goes to a temporary file beside the target, which takes the target's name
     /// only after the SHA-256 and the server's RSA-PSS signature over the record check out.
-    public func get(remote: String, localPath: String?, force: Bool) throws -> GetOutcome {
+    /// `progress` is called like `put`'s, with the bytes received so far.
+    public func get(
+        remote: String, localPath: String?, force: Bool, progress: ((UInt64, UInt64) -> Void)? = nil
+    ) throws -> GetOutcome {
         let remoteName = try ClientError.remotePath(remote).description
         let target = try FileClient.downloadTarget(remote: remote, localPath: localPath, force: force)
         guard let serverKey = transport.connection.peerCertificate?.publicKey else {
@@ -437,6 +464,7 @@ public final class FileClient {
                 }
                 pipeline.submit(buffer, count: count)
                 remaining -= UInt64(count)
+                progress?(ready.size - remaining, ready.size)
             }
             try pipeline.finish()
             let digest = hasher.finish().hexString

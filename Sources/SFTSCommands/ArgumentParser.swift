@@ -58,11 +58,14 @@ public struct CommandSpec: Sendable {
     public let positionals: [PositionalSpec]
     public let options: [OptionSpec]
     public let details: String
+    /// The word usage lines start with: `sfts`, or empty inside `sfts shell`.
+    public let program: String
 
     public init(
         _ path: [String], summary: String, positionals: [PositionalSpec] = [],
-        options: [OptionSpec], details: String = ""
+        options: [OptionSpec], details: String = "", program: String = "sfts"
     ) {
+        self.program = program
         self.path = path
         self.summary = summary
         self.positionals = positionals
@@ -72,9 +75,12 @@ public struct CommandSpec: Sendable {
 
     public var name: String { path.joined(separator: " ") }
 
+    /// The words that run the command, such as `sfts ca init`, or `put` inside the shell.
+    public var invocation: String { ((program.isEmpty ? [] : [program]) + path).joined(separator: " ") }
+
     /// `sfts put [options] LOCAL [REMOTE]`.
     public var usage: String {
-        var words = ["sfts"] + path
+        var words = [invocation]
         if !options.isEmpty { words.append("[options]") }
         for positional in positionals {
             words.append(positional.required ? positional.name : "[\(positional.name)]")
@@ -191,7 +197,7 @@ public struct ParsedArguments: Sendable {
         var result = ParsedArguments(spec: spec)
         var index = 0
         var optionsEnded = false
-        let seeHelp = "see 'sfts \(spec.name) --help'"
+        let seeHelp = spec.program.isEmpty ? "see 'help \(spec.name)'" : "see 'sfts \(spec.name) --help'"
 
         while index < tokens.count {
             let token = tokens[index]
@@ -216,7 +222,7 @@ public struct ParsedArguments: Sendable {
                 inlineValue = String(token[token.index(after: equals)...])
             }
             guard let option = spec.options.first(where: { $0.name == name || $0.short == name }) else {
-                throw UsageError("unknown option \(name) for 'sfts \(spec.name)'; \(seeHelp)")
+                throw UsageError("unknown option \(name) for '\(spec.invocation)'; \(seeHelp)")
             }
             if option.isFlag {
                 if inlineValue != nil {

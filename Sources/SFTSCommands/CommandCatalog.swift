@@ -12,6 +12,12 @@ public enum CommandCatalog {
     static let passwordFile = OptionSpec(
         "--password-file", value: "F",
         help: "read your password from F (else SFTS_PASSWORD, else a prompt)")
+    static let json = OptionSpec(
+        "--json", help: "print each result as one JSON object per line on standard output, errors too")
+    static let quiet = OptionSpec(
+        "--quiet", short: "-q", help: "no progress bar and no warnings on standard error")
+    static let recursive = OptionSpec(
+        "--recursive", short: "-r", help: "transfer a folder and everything in it, keeping relative paths")
     static let keyBits = OptionSpec(
         "--key-bits", value: "N", help: "RSA size in bits for new keys (default: 3072)")
     static let listen = OptionSpec(
@@ -180,38 +186,74 @@ public enum CommandCatalog {
             + "and logs you in; it is never stored in clear.")
 
     public static let put = CommandSpec(
-        ["put"], summary: "Upload a file.",
+        ["put"], summary: "Upload a file, or a folder with -r.",
         positionals: [
-            PositionalSpec("LOCAL", help: "the local file"),
-            PositionalSpec("REMOTE", required: false, help: "remote name (default: LOCAL's file name)"),
+            PositionalSpec("LOCAL", help: "the local file, or folder with -r"),
+            PositionalSpec(
+                "REMOTE", required: false,
+                help: "remote name, or with -r the remote folder to fill (default: LOCAL's name)"),
         ],
         options: [
-            profile, passwordFile,
-            OptionSpec("--force", help: "replace an existing remote file (needs the delete permission)"),
-        ])
+            profile, passwordFile, recursive,
+            OptionSpec("--force", help: "replace existing remote files (needs the delete permission)"),
+            quiet, json,
+        ],
+        details: "With -r, every regular file under LOCAL is uploaded to the same relative path under "
+            + "REMOTE; symbolic links and empty folders are skipped with a warning. All names are checked, "
+            + "and without --force the remote folder is checked for files in the way, before anything is "
+            + "sent. Each file is stored whole or not at all; a failure stops the upload and says how many "
+            + "files were stored before it.")
 
     public static let get = CommandSpec(
-        ["get"], summary: "Download a file.",
+        ["get"], summary: "Download a file, or a folder with -r.",
         positionals: [
-            PositionalSpec("REMOTE", help: "the remote file"),
+            PositionalSpec("REMOTE", help: "the remote file, or folder with -r"),
             PositionalSpec(
                 "LOCAL", required: false,
-                help: "local file or folder (default: the remote file name in the current folder)"),
+                help: "local file or folder (default: the remote name in the current folder); with -r the "
+                    + "local folder to fill, created when missing"),
         ],
-        options: [profile, passwordFile, OptionSpec("--force", help: "replace an existing local file")])
+        options: [
+            profile, passwordFile, recursive, OptionSpec("--force", help: "replace existing local files"), quiet,
+            json,
+        ],
+        details: "With -r, the remote folder is listed first and every file in it is saved under LOCAL at "
+            + "the same relative path; without --force, nothing is fetched when any of those files exists. "
+            + "Each file is saved whole and verified or not at all.")
 
     public static let ls = CommandSpec(
         ["ls"], summary: "List a remote folder.",
         positionals: [PositionalSpec("PATH", required: false, help: "remote folder (default: the top)")],
         options: [
             OptionSpec("--long", short: "-l", help: "show size, modification time, uploader and SHA-256"),
-            profile, passwordFile,
+            profile, passwordFile, json,
         ])
 
     public static let rm = CommandSpec(
         ["rm"], summary: "Remove a remote file or empty folder.",
         positionals: [PositionalSpec("REMOTE", help: "the remote file or empty folder")],
-        options: [profile, passwordFile])
+        options: [profile, passwordFile, json])
+
+    public static let shell = CommandSpec(
+        ["shell"],
+        summary: "Run many commands over one connection and one login, interactively or from a batch.",
+        options: [
+            profile, passwordFile,
+            OptionSpec(
+                "--batch", short: "-b", value: "FILE",
+                help: "read commands from FILE (- for standard input) and stop at the first failure"),
+            quiet, json,
+        ],
+        details: "On a terminal, shell prompts for commands until exit or Ctrl-D; type help for the commands "
+            + "your role allows. With --batch, or when standard input is not a terminal, it reads one "
+            + "command per line, echoes each to standard error, and stops at the first one that fails, "
+            + "exiting with that command's code; a line starting with - may fail without stopping the batch.")
+
+    public static let completion = CommandSpec(
+        ["completion"], summary: "Print a shell completion script for bash or zsh.",
+        positionals: [PositionalSpec("SHELL", help: "bash or zsh")], options: [],
+        details: "Load it with: source <(sfts completion bash), or for zsh save it as _sfts in a folder "
+            + "on $fpath.")
 
     public static let passwd = CommandSpec(
         ["passwd"], summary: "Change your password.",
@@ -292,8 +334,8 @@ public enum CommandCatalog {
     /// Every command, in the order help lists them.
     public static let all: [CommandSpec] = [
         caInit, caImport, caServerCertificate, caSign, caToken, caRevoke, caList, serve, csrServe, enroll, put, get, ls,
-        rm, passwd, renew, login, logout, userList, userRole, userRemove,
-        blockList, blockLift, help, demo,
+        rm, shell, passwd, renew, login, logout, userList, userRole, userRemove,
+        blockList, blockLift, help, completion, demo,
     ]
 
     /// Finds the command the leading tokens name; returns it and the number of tokens used.

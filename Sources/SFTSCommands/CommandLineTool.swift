@@ -86,6 +86,8 @@ public enum CommandLineTool {
         case CommandCatalog.blockList.path: return try BlockCommand.list(parsed)
         case CommandCatalog.blockLift.path: return try BlockCommand.lift(parsed)
         case CommandCatalog.demo.path: return try DemoCommand.run(parsed)
+        case CommandCatalog.shell.path: return try ShellCommand.run(parsed)
+        case CommandCatalog.completion.path: return try CompletionCommand.run(parsed)
         default:
             throw UsageError("command '\(spec.name)' is not implemented")
         }
@@ -96,6 +98,11 @@ public enum CommandLineTool {
 enum Console {
     static func out(_ text: String) {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    /// Writes `text` to standard output without a line end, as a prompt.
+    static func write(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
     }
 
     static func error(_ text: String) {

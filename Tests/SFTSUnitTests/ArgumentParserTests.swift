@@ -71,12 +71,32 @@ import Testing
         return (try? String(contentsOf: root.appendingPathComponent("man/sfts.1"), encoding: .utf8)) ?? ""
     }()
 
+    /// The text of the `.Ss NAME` section that documents a command, up to the next heading.
+    static func section(_ name: String) -> String? {
+        guard let start = manual.range(of: "\n.Ss \(name)\n") else { return nil }
+        let rest = manual[start.upperBound...]
+        let end =
+            [rest.range(of: "\n.Ss ")?.lowerBound, rest.range(of: "\n.Sh ")?.lowerBound]
+            .compactMap { $0 }.min() ?? rest.endIndex
+        return String(rest[..<end])
+    }
+
     @Test func manualNamesEveryCommandAndOption() {
         #expect(!Self.manual.isEmpty, "man/sfts.1 not found")
+        let synopsis = Self.manual.components(separatedBy: "\n.Sh DESCRIPTION")[0]
         for spec in CommandCatalog.all {
-            #expect(Self.manual.contains(spec.name), "man/sfts.1 lacks the command '\(spec.name)'")
+            #expect(synopsis.contains(spec.name), "the SYNOPSIS of man/sfts.1 lacks '\(spec.name)'")
+            guard let section = Self.section(spec.name) else {
+                Issue.record("man/sfts.1 has no section '.Ss \(spec.name)'")
+                continue
+            }
             for option in spec.options {
-                #expect(Self.manual.contains(option.name), "man/sfts.1 lacks \(option.name) of '\(spec.name)'")
+                #expect(section.contains(option.name), "man/sfts.1 lacks \(option.name) under '\(spec.name)'")
+                if let short = option.short {
+                    #expect(
+                        section.contains("Fl \(short.dropFirst())"),
+                        "man/sfts.1 lacks \(short) under '\(spec.name)'")
+                }
             }
         }
     }
