@@ -33,7 +33,7 @@ public final class FileClient {
     private let clientKey: PrivateKey
     /// The normalised password, kept in memory to encrypt a renewed key; nil after a login
     /// with a session ticket.
-    private let password: String?
+    private var password: String?
     private let clock: PhaseClock
     private let certificate: Certificate
     private let caCertificate: Certificate
@@ -234,9 +234,10 @@ public final class FileClient {
     }
 
     /// How long an interactive client may wait for input before it sends ``ping()``: a third
-    /// of the server's idle timeout, between 1 and 20 seconds.
-    public var keepaliveInterval: TimeInterval {
-        TimeInterval(min(20, max(1, (serverIdleTimeout ?? 60) / 3)))
+    /// of the server's idle timeout, from 0.2 to 20 seconds. Nil when the server did not
+    /// announce its timeout, as servers without `ping` do not.
+    public var keepaliveInterval: TimeInterval? {
+        serverIdleTimeout.map { min(20, max(0.2, TimeInterval($0) / 3)) }
     }
 
     /// Sends a `ping` and waits for the `pong`, which keeps an idle session open.
@@ -353,6 +354,8 @@ public final class FileClient {
             throw error
         }
         try profile.commitStagedKey(staged)
+        // A renewal later in this session encrypts the new key with the new password.
+        password = normalized
         // A session ticket names the time the password changed, so the server ends it anyway.
         profile.clearSession()
     }

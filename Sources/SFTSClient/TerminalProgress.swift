@@ -37,7 +37,7 @@ public final class TerminalProgress {
         lastDraw = started
     }
 
-    /// Records that `done` of `total` bytes have moved; redraws when the last draw is old enough.
+    /// Records that `done` of `total` bytes have moved, and redraws when the last draw is old enough.
     public func update(_ done: UInt64, of total: UInt64) {
         self.done = done
         self.total = total

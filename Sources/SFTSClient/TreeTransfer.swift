@@ -39,7 +39,7 @@ extension FileClient {
     /// Plans `put -r`: every regular file under `localFolder`, with its path relative to it
     /// appended to `remoteFolder` (default: the local folder's name). Symbolic links and other
     /// special files are skipped, and an empty folder is reported, since the server keeps
-    /// folders only as the parents of files. Throws for the first name the server would refuse.
+    /// folders only as the parents of files. Throws for the first name the server would reject.
     public static func uploadPlan(localFolder: String, remoteFolder: String?) throws -> TreePlan {
         var status = stat()
         guard stat(localFolder, &status) == 0 else {
@@ -84,7 +84,7 @@ extension FileClient {
             do {
                 path = try RemotePath(text)
             } catch let error as InvalidNameError {
-                throw ClientError(.invalidInput, "cannot upload \(local): \(error.description); nothing was sent")
+                throw ClientError(.rejected, "cannot upload \(local): \(error.description); nothing was sent")
             }
             if type == S_IFDIR {
                 try walkLocal(local, remote: path, into: &plan)
@@ -171,7 +171,7 @@ extension FileClient {
         return plan
     }
 
-    /// Creates the local folders of a download plan; an existing folder is kept.
+    /// Creates the local folders of a download plan and keeps those that exist.
     public static func createFolders(of plan: TreePlan) throws {
         for folder in plan.folders {
             var status = stat()
@@ -188,7 +188,7 @@ extension FileClient {
     }
 
     /// The remote files under `remoteFolder` that a planned upload would replace, found by
-    /// listing it; empty when the folder does not exist yet.
+    /// listing it. The result is empty when the folder does not exist yet.
     public func existingFiles(of plan: TreePlan, under remoteFolder: String) throws -> [String] {
         let entries: [RemoteTreeEntry]
         do {

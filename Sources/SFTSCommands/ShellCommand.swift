@@ -55,7 +55,7 @@ final class ShellSession {
     }
 
     /// Reads and runs commands until `exit`, the end of input, a failure in a batch, or a lost
-    /// connection; returns the exit code the process ends with.
+    /// connection. Returns the exit code the process ends with.
     func run(_ input: LineInput) -> ExitCode {
         var number = 0
         while true {
@@ -68,7 +68,7 @@ final class ShellSession {
                 defer { if interactive { PromptInterrupt.restore() } }
                 line = try input.readLine(idle: client.keepaliveInterval) { try self.client.ping() }
             } catch is PromptInterrupt {
-                // The terminal discarded the typed line; a new prompt follows.
+                // The terminal discarded the typed line, so a new prompt follows.
                 Console.write("\n")
                 continue
             } catch {
@@ -141,7 +141,7 @@ final class ShellSession {
             output.failure(error)
             var closed = false
             if let error = error as? ClientError {
-                // The server closes the connection after these; the local kinds leave it open.
+                // The server closes the connection after these, while local failures leave it open.
                 closed = error.kind == .network || error.kind == .authentication
             }
             return .failed(code, closed: closed)
@@ -241,7 +241,7 @@ enum ShellCatalog {
 
     static let all = [put, get, ls, rm, passwd, lcd, lpwd, help, exit]
 
-    /// The permission each remote command needs; local commands need none.
+    /// The permission each remote command needs. Local commands need none.
     static let permission: [String: Permission] = [
         "put": .upload, "get": .download, "ls": .ls, "rm": .delete, "passwd": .update,
     ]
@@ -349,8 +349,8 @@ final class LineInput {
     }
 
     /// Returns the next line without its line end, or nil at the end of input. Calls `onIdle`
-    /// each time `idle` seconds pass without input.
-    func readLine(idle: TimeInterval, onIdle: () throws -> Void) throws -> String? {
+    /// each time `idle` seconds pass without input, or never when `idle` is nil.
+    func readLine(idle: TimeInterval?, onIdle: () throws -> Void) throws -> String? {
         while true {
             if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
                 var line = Array(buffer[..<newline])
@@ -367,7 +367,7 @@ final class LineInput {
                 throw UsageError("a command line is longer than \(Self.maxLineBytes) bytes")
             }
             var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&poller, 1, Int32(idle * 1000))
+            let ready = poll(&poller, 1, idle.map { Int32($0 * 1000) } ?? -1)
             if ready == 0 {
                 try onIdle()
                 continue
@@ -423,7 +423,7 @@ struct PromptInterrupt: Error {
     }
 }
 
-/// Set by the SIGINT handler; a plain global, since the handler may only store to memory.
+/// The flag the SIGINT handler sets: a plain global, because a handler may only store to memory.
 nonisolated(unsafe) private var promptInterrupted: sig_atomic_t = 0
 
 private func promptInterruptHandler(_: Int32) {

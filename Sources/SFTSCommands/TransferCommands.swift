@@ -145,9 +145,10 @@ enum TransferActions {
             "sha256": outcome.sha256, "signer": outcome.signer,
         ]
         fields["uploader"] = outcome.uploader
+        let uploader = outcome.uploader.map { "uploaded by \(DisplayText.escaped($0)); " } ?? ""
         output.result(
             "saved \(Console.displayName(outcome.localPath)) (\(outcome.size) bytes, sha256 "
-                + "\(outcome.sha256)); record signed by \(DisplayText.escaped(outcome.signer))", fields)
+                + "\(outcome.sha256)); \(uploader)record signed by \(DisplayText.escaped(outcome.signer))", fields)
     }
 
     static func list(_ client: FileClient, path: String, long: Bool, output: ClientOutput) throws {
@@ -225,7 +226,7 @@ enum GetCommand {
         return try reportingFailure(output) {
             let recursive = arguments.flag("--recursive")
             if !recursive {
-                // Refuse before logging in when the local file is in the way.
+                // Reject before logging in when the local file is in the way.
                 _ = try FileClient.downloadTarget(
                     remote: arguments.positional(0)!, localPath: arguments.positional(1),
                     force: arguments.flag("--force"))

@@ -221,9 +221,10 @@ final class FileSession: Session {
         case .openSession:
             try openSession(frame, try decode(frame, OpenSessionRequest.self))
         case .ping:
-            // Keeps an interactive session open between commands; the frame's timestamp and id
-            // were checked like any other request's.
+            // Keeps an interactive session open between commands. The frame's timestamp and id
+            // were checked like any other request's, and a removed or revoked user is cut off.
             _ = try decode(frame, EmptyBody.self)
+            _ = try currentUser(for: "ping")
             try channel.send(.pong, id: frame.id, body: EmptyBody())
         default:
             throw ServiceFailure(
@@ -242,10 +243,23 @@ final class FileSession: Session {
 
     /// Checks the user's current role, read afresh so a role change applies to the next
     /// command, and throws `permissionDenied` naming the role and permission.
-    ///
-    /// A user removed or enrolled again since the login has a new record, so the session's
-    /// certificate must still be the one the record names.
     private func authorize(_ permission: Permission, for command: String) throws {
+        let record = try currentUser(for: command)
+        guard try services.rolePolicy().allows(record.role, permission) else {
+            logEvent(
+                .warning, "access.denied",
+                [("user", user), ("role", record.role), ("permission", permission.rawValue), ("command", command)])
+            throw ServiceFailure(
+                .permissionDenied,
+                "permission denied: role '\(record.role)' lacks the '\(permission.rawValue)' "
+                    + "permission that \(command) needs; ask an administrator to change your role")
+        }
+    }
+
+    /// Returns the user's record, read afresh, after checking that the session still stands: a
+    /// user removed or enrolled again since the login has a new record, so the session's
+    /// certificate must still be the one the record names, and the CRL must not list it.
+    private func currentUser(for command: String) throws -> UserRecord {
         guard let record = try services.users.user(named: user),
             let fingerprint = clientCertificate?.sha256Fingerprint.hexString, record.accepts(fingerprint: fingerprint),
             !isRevoked
@@ -256,15 +270,7 @@ final class FileSession: Session {
                 "user '\(user)' was removed, enrolled again or revoked since this session logged in",
                 closesConnection: true)
         }
-        guard try services.rolePolicy().allows(record.role, permission) else {
-            logEvent(
-                .warning, "access.denied",
-                [("user", user), ("role", record.role), ("permission", permission.rawValue), ("command", command)])
-            throw ServiceFailure(
-                .permissionDenied,
-                "permission denied: role '\(record.role)' lacks the '\(permission.rawValue)' "
-                    + "permission that \(command) needs; ask an administrator to change your role")
-        }
+        return record
     }
 
     /// True when the current CRL lists this session's certificate, revoked after the login.

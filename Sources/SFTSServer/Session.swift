@@ -180,12 +180,20 @@ class Session {
         return (16...64).contains(data.count)
     }
 
+    /// True for the socket's own receive or send timeout, which is set to the idle timeout and
+    /// may fire just before the watchdog does.
+    static func isTimeout(_ error: Error?) -> Bool {
+        if let error = error as? TLSError, case .timedOut = error { return true }
+        if let error = error as? NetworkError, case .timedOut = error { return true }
+        return false
+    }
+
     /// Logs the end of the connection, naming a watchdog cut-off as a timeout.
     func logClosed(_ error: Error? = nil) {
         var fields: [(String, String)] = [
             ("duration.ms", String(Int(Date().timeIntervalSince(openedAt) * 1000)))
         ]
-        if services.watchdog.didExpire(connection) {
+        if services.watchdog.didExpire(connection) || Self.isTimeout(error) {
             fields.append(
                 (
                     "error",

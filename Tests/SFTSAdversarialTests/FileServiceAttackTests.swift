@@ -268,4 +268,21 @@ final class SessionLifetimeTests {
         #expect(try fixture.storedNames().isEmpty)
         #expect(try newBob.run(["ls"]).status == 0)
     }
+
+    /// A session kept open by pings ends at the first ping after the user is removed.
+    @Test func pingEndsSessionOfRemovedUser() throws {
+        let fixture = try HostileFixture()
+        let session = try HostileClient.fileService(fixture.server, as: fixture.bob)
+        #expect(try session.login(user: "bob", password: fixture.bob.password).type == .loginAccepted)
+        try session.send("ping", EmptyBody())
+        #expect(try session.receive().type == .pong)
+
+        #expect(try fixture.server.admin(["user", "remove", "bob"]).status == 0)
+        try session.send("ping", EmptyBody())
+        let error = try session.expectError()
+        #expect(error.code == .authenticationFailed)
+        #expect(error.message.contains("removed, enrolled again or revoked"))
+        #expect(session.isClosedByServer())
+        #expect(try fixture.serverStillServes())
+    }
 }

@@ -111,7 +111,7 @@ struct ScriptingTests {
         #expect(try Data(contentsOf: alice.work("restored/src/deep/blob.bin")) == blob)
         #expect(try Self.listing(alice.work("restored")).count == 5)
 
-        // A second download refuses before fetching anything; --force replaces.
+        // A second download is rejected before anything is fetched, and --force replaces.
         try Data("local edit".utf8).write(to: alice.work("restored/src/main.swift"))
         let refused = try alice.run(["get", "-r", "backup", "restored"])
         #expect(refused.status == 6, "\(refused)")
@@ -128,11 +128,11 @@ struct ScriptingTests {
         let tree = alice.work("mixed")
         try FileManager.default.createDirectory(at: tree, withIntermediateDirectories: true)
         _ = try randomFile(tree.appendingPathComponent("a-good.txt"), bytes: 10)
-        // A name the server refuses, sorted after a good one: nothing may be sent.
+        // A name the server rejects, sorted after a good one: nothing may be sent.
         _ = try randomFile(tree.appendingPathComponent("b-bad\u{7}.txt"), bytes: 10)
 
         let put = try alice.run(["put", "-r", "mixed"])
-        #expect(put.status == 2, "\(put)")
+        #expect(put.status == 9, "\(put)")
         #expect(put.standardError.contains("control character"))
         #expect(put.standardError.contains("nothing was sent"))
         #expect(try Self.listing(server.file("directory")).isEmpty)
@@ -173,6 +173,19 @@ struct ScriptingTests {
         #expect(piped.status == 0, "\(piped)")
         let events = try Self.jsonLines(piped.standardOutput).compactMap { $0["event"] as? String }
         #expect(events == ["entry", "put", "rm"])
+
+        // passwd inside a batch: later commands go on over the same session, and the next
+        // login takes the new password.
+        let newPassword = "quartz meadow lantern ripple eight"
+        let change = try ProcessRunner.run(
+            SFTSBinary.url, ["shell"],
+            environment: alice.environment.merging(["SFTS_NEW_PASSWORD": newPassword]) { $1 },
+            currentDirectory: alice.workFolder, input: Data("passwd\nls\n".utf8))
+        #expect(change.status == 0, "\(change)")
+        #expect(change.standardOutput.contains("password changed for alice"))
+        #expect(change.standardOutput.contains("two.txt"))
+        alice.password = newPassword
+        #expect(try alice.run(["ls"]).status == 0)
     }
 
     @Test func shellKeepsAnIdleSessionOpen() throws {

@@ -73,7 +73,7 @@ public final class PseudoTerminalSession: @unchecked Sendable {
         _ = bytes.withUnsafeBytes { write(master, $0.baseAddress, $0.count) }
     }
 
-    /// Reads until the transcript after `offset` contains `text`, or `timeout` passes; returns
+    /// Reads until the transcript after `offset` contains `text`, or `timeout` passes, and returns
     /// whether it appeared.
     @discardableResult
     public func waitFor(_ text: String, after offset: Int = 0, timeout: TimeInterval = 60) -> Bool {
@@ -104,7 +104,7 @@ public final class PseudoTerminalSession: @unchecked Sendable {
         return nil
     }
 
-    /// Reads once if data arrives within `wait` seconds; false when the terminal is closed
+    /// Reads once if data arrives within `wait` seconds. Returns false when the terminal is closed
     /// and empty.
     private func readAvailable(wait: TimeInterval) -> Bool {
         var poller = pollfd(fd: master, events: Int16(POLLIN), revents: 0)

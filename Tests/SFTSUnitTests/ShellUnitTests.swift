@@ -98,7 +98,7 @@ import Testing
         #expect(idleCalls == 3)
     }
 
-    @Test func refusesEndlessLines() throws {
+    @Test func rejectsEndlessLines() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sfts-line-\(UUID().uuidString)")
         try Data(repeating: UInt8(ascii: "a"), count: LineInput.maxLineBytes + 10_000).write(to: folder)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -141,7 +141,7 @@ import Testing
 }
 
 @Suite struct TreePlanTests {
-    /// A name in a listing must be one path component; anything else could reach outside the
+    /// A name in a listing must be one path component, because anything else could reach outside the
     /// target folder of `get -r`.
     @Test(arguments: ["..", ".", "a/b", "../../etc", "", "x\u{0}y", "dir/../.."])
     func hostileListingNamesAreRejected(_ name: String) {
