@@ -370,7 +370,12 @@ public final class FileClient {
     ) throws -> PutOutcome {
         let source = try LocalFile.openForReading(localPath)
         defer { Glibc.close(source.descriptor) }
-        let remoteName = try ClientError.remotePath(remote ?? LocalFile.lastComponent(of: localPath)).description
+        // A remote name ending in / names a folder, and the file keeps its local name in it.
+        var remoteText = remote ?? LocalFile.lastComponent(of: localPath)
+        if remoteText.hasSuffix("/") {
+            remoteText += LocalFile.lastComponent(of: localPath)
+        }
+        let remoteName = try ClientError.remotePath(remoteText).description
 
         return try perform("put", ["path": remoteName, "bytes": String(source.size)]) {
             let request = try transport.send(

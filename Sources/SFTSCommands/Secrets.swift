@@ -46,8 +46,10 @@ enum Secrets {
         }
         let first = try prompt(source.prompt, missing: source)
         if confirm ?? source.confirm {
-            let second = try prompt(
-                "Repeat \(source.prompt.prefix(1).lowercased())\(source.prompt.dropFirst())", missing: source)
+            // "New password: " becomes "Repeat new password: ", but "PKI" keeps its capitals.
+            let acronym = source.prompt.prefix(2).allSatisfy(\.isUppercase)
+            let rest = acronym ? source.prompt : source.prompt.prefix(1).lowercased() + source.prompt.dropFirst()
+            let second = try prompt("Repeat \(rest)", missing: source)
             guard first == second else {
                 throw UsageError("the two \(source.what) entries differ; nothing was changed")
             }

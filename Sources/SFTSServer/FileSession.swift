@@ -327,6 +327,12 @@ final class FileSession: Session {
                 "the file has \(request.size) bytes; this server accepts at most "
                     + "\(limits.maxFileBytes)")
         }
+        if try storeCall({ try services.files.isFolder(target) }) {
+            throw ServiceFailure(
+                .invalidRequest,
+                "\(RemotePath.quoted(target.description)) is a folder; name the file inside it, such as "
+                    + "\(target.description)/NAME, or end the remote name with / to keep the local name")
+        }
         if !request.force, try storeCall({ try services.files.exists(target) }) {
             throw ServiceFailure(.alreadyExists, FileStoreError.alreadyExists(target.description).description)
         }
@@ -433,7 +439,10 @@ final class FileSession: Session {
         let source = try path(request.name)
         let (descriptor, size) = try storeCall { try services.files.openForReading(source) }
         defer { close(descriptor) }
-        let fileRecord = try? services.fileRecords.record(for: source.description)
+        // A record whose size no longer matches describes an earlier file, as in ls -l.
+        let fileRecord = (try? services.fileRecords.record(for: source.description)).flatMap {
+            $0.size == size ? $0 : nil
+        }
         let uploader = fileRecord?.uploader
         try channel.send(.getReady, id: frame.id, body: GetReady(size: size, uploader: uploader))
 

@@ -177,6 +177,20 @@ public final class FileStore: Sendable {
         return fstatat(folder, path.lastComponent, &status, AT_SYMLINK_NOFOLLOW) == 0
     }
 
+    /// Returns true when `path` is a folder, not following a symbolic link.
+    public func isFolder(_ path: RemotePath) throws -> Bool {
+        let folder: Int32
+        do {
+            folder = try openParent(of: path, create: false)
+        } catch FileStoreError.notFound {
+            return false
+        }
+        defer { close(folder) }
+        var status = stat()
+        return fstatat(folder, path.lastComponent, &status, AT_SYMLINK_NOFOLLOW) == 0
+            && status.st_mode & S_IFMT == S_IFDIR
+    }
+
     /// Starts an upload to `path`, creating missing folders on the way.
     public func beginUpload(_ path: RemotePath) throws -> Upload {
         let folder = try openParent(of: path, create: true)

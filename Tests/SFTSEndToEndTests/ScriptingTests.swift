@@ -76,6 +76,31 @@ struct ScriptingTests {
         #expect(try Self.jsonLines(remove.standardOutput).first?["event"] as? String == "rm")
     }
 
+    @Test func putIntoFolderNeedsTrailingSlash() throws {
+        let server = try TestServer()
+        let alice = try Self.uploader(server)
+        let data = try randomFile(alice.work("notes.txt"), bytes: 1_000)
+        #expect(try alice.run(["put", "notes.txt", "inbox/first.txt"]).status == 0)
+
+        // A folder is never the target of a file: the error says how to upload into it.
+        let onFolder = try alice.run(["put", "notes.txt", "inbox"])
+        #expect(onFolder.status == 9, "\(onFolder)")
+        #expect(onFolder.standardError.contains("'inbox' is a folder"))
+        #expect(onFolder.standardError.contains("end the remote name with /"))
+
+        let intoFolder = try alice.run(["put", "notes.txt", "inbox/"])
+        #expect(intoFolder.status == 0, "\(intoFolder)")
+        #expect(try Data(contentsOf: server.file("directory/inbox/notes.txt")) == data)
+
+        // A file changed on the server behind sfts no longer names its uploader.
+        try Data("replaced by the operator".utf8).write(to: server.file("directory/inbox/notes.txt"))
+        let get = try alice.run(["get", "--json", "inbox/notes.txt", "changed.txt"])
+        #expect(get.status == 0, "\(get)")
+        let fields = try Self.jsonLines(get.standardOutput).first
+        #expect(fields?["uploader"] == nil)
+        #expect(fields?["size"] as? Int == 24)
+    }
+
     @Test func recursiveTransferKeepsRelativePaths() throws {
         let server = try TestServer()
         let alice = try Self.uploader(server)

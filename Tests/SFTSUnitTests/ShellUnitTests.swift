@@ -187,7 +187,7 @@ import Testing
         #expect(words.first?.hasSuffix("/sfts") == true)
         #expect(words.dropFirst().first == "serve")
         let parsed = try ParsedArguments.parse(Array(words.dropFirst(2)), spec: CommandCatalog.serve)
-        #expect(parsed.value("--passphrase-file") == "%d/pki-passphrase")
+        #expect(parsed.value("--passphrase-file") == "${CREDENTIALS_DIRECTORY}/pki-passphrase")
         #expect(unit.contains("LoadCredential=pki-passphrase:"))
         #expect(!unit.contains("SFTS_PKI_PASSPHRASE="))
     }
