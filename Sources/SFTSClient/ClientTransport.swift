@@ -74,8 +74,9 @@ final class ClientTransport {
             guard frame.id == exchangeID else {
                 throw ClientError(
                     .network,
-                    "the server answered request \(exchangeID ?? "-") with a \(frame.typeName) frame "
-                        + "for request \(frame.id)")
+                    "the server answered request \(exchangeID ?? "-") with a "
+                        + "\(DisplayText.escaped(frame.typeName)) frame for request "
+                        + "\(DisplayText.escaped(frame.id))")
             }
             return (frame, body)
         } catch let error as ProtocolError {

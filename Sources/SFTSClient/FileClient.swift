@@ -252,6 +252,9 @@ public final class FileClient {
 
     // MARK: - Commands
 
+    /// The largest size a server may report: what a signed 64-bit file offset can hold.
+    static let maxFileBytes = UInt64(Int64.max)
+
     /// Lists a remote folder; an empty path lists the top.
     public func list(_ path: String, long: Bool) throws -> [ListEntry] {
         let path = try ClientError.remotePath(path, allowRoot: true, allowTrailingSlash: true).description
@@ -260,6 +263,11 @@ public final class FileClient {
             var entries: [ListEntry] = []
             while true {
                 let page = try transport.receive(.listResult, ListResult.self)
+                if let bad = page.entries.first(where: { $0.size > FileClient.maxFileBytes }) {
+                    throw ClientError(
+                        .network,
+                        "the server listed \(RemotePath.quoted(bad.name)) with an impossible size of \(bad.size) bytes")
+                }
                 entries.append(contentsOf: page.entries)
                 if !page.more { return entries }
                 // A server that never ends its listing must not exhaust the client's memory.
@@ -365,11 +373,15 @@ public final class FileClient {
     /// The body is hashed as it is sent; the signed record follows it, so the file is read
     /// once. The server stores nothing unless hash and signature check out. `progress`, when
     /// given, is called on this thread with the bytes sent so far and the total after each chunk.
+    /// `identity`, from a recursive plan, makes sure the file sent is the file planned.
     public func put(
-        localPath: String, remote: String?, force: Bool, progress: ((UInt64, UInt64) -> Void)? = nil
+        localPath: String, remote: String?, force: Bool, identity: FileIdentity? = nil,
+        progress: ((UInt64, UInt64) -> Void)? = nil
     ) throws -> PutOutcome {
-        let source = try LocalFile.openForReading(localPath)
+        let source = try LocalFile.openForReading(localPath, identity: identity)
         defer { Glibc.close(source.descriptor) }
+        InterruptCleanup.register()
+        defer { InterruptCleanup.clear() }
         // A remote name ending in / names a folder, and the file keeps its local name in it.
         var remoteText = remote ?? LocalFile.lastComponent(of: localPath)
         if remoteText.hasSuffix("/") {
@@ -424,8 +436,18 @@ public final class FileClient {
             guard completed.sha256 == digest, completed.size == source.size else {
                 throw ClientError(
                     .integrity,
-                    "the server stored \(completed.size) bytes with SHA-256 \(completed.sha256), "
-                        + "but \(source.size) bytes with \(digest) were sent")
+                    "the server stored \(completed.size) bytes with SHA-256 "
+                        + "\(DisplayText.escaped(completed.sha256)), but \(source.size) bytes with "
+                        + "\(digest) were sent")
+            }
+            guard
+                completed.name.precomposedStringWithCanonicalMapping
+                    == remoteName.precomposedStringWithCanonicalMapping
+            else {
+                throw ClientError(
+                    .integrity,
+                    "the server stored the upload as \(RemotePath.quoted(completed.name)), "
+                        + "not as \(RemotePath.quoted(remoteName))")
             }
             return PutOutcome(remoteName: completed.name, size: completed.size, sha256: digest)
         }
@@ -437,8 +459,10 @@ public final class FileClient {
     /// The body goes to a temporary file beside the target, which takes the target's name
     /// only after the SHA-256 and the server's RSA-PSS signature over the record check out.
     /// `progress` is called like `put`'s, with the bytes received so far.
+    /// `folderIdentity`, from a recursive plan, makes sure the file lands in the planned folder.
     public func get(
-        remote: String, localPath: String?, force: Bool, progress: ((UInt64, UInt64) -> Void)? = nil
+        remote: String, localPath: String?, force: Bool, folderIdentity: FileIdentity? = nil,
+        progress: ((UInt64, UInt64) -> Void)? = nil
     ) throws -> GetOutcome {
         let remoteName = try ClientError.remotePath(remote).description
         let target = try FileClient.downloadTarget(remote: remote, localPath: localPath, force: force)
@@ -449,7 +473,10 @@ public final class FileClient {
         return try perform("get", ["path": remoteName]) {
             let request = try transport.send(.get, PathRequest(name: remoteName))
             let ready = try transport.receive(.getReady, GetReady.self)
-            let output = try LocalFile.Download(target: target)
+            guard ready.size <= FileClient.maxFileBytes else {
+                throw ClientError(.network, "the server announced an impossible size of \(ready.size) bytes")
+            }
+            let output = try LocalFile.Download(target: target, folderIdentity: folderIdentity)
 
             // This thread receives and decrypts; one pipeline thread hashes and another writes.
             let hasher = SHA256Hasher()
@@ -481,7 +508,7 @@ public final class FileClient {
                 throw ClientError(
                     .integrity,
                     "SHA-256 mismatch: received data hashes to \(digest), the server's record "
-                        + "says \(record.sha256); nothing was saved")
+                        + "says \(DisplayText.escaped(record.sha256)); nothing was saved")
             }
             let signed = SignedRecord.download(
                 name: remoteName, size: ready.size, sha256: digest, uploader: ready.uploader ?? "",
@@ -507,6 +534,13 @@ public final class FileClient {
     public static func downloadTarget(remote: String, localPath: String?, force: Bool) throws -> String {
         let remotePath = try ClientError.remotePath(remote)
         let target = LocalFile.downloadTarget(localPath, remoteName: remotePath.lastComponent)
+        var status = stat()
+        if lstat(target, &status) == 0, status.st_mode & S_IFMT == S_IFDIR {
+            throw ClientError(
+                .alreadyExists,
+                "\(LocalFile.displayed(target)) is a local folder; name another destination, or use -r "
+                    + "to fetch a remote folder into it")
+        }
         if !force, FileManager.default.fileExists(atPath: target) {
             throw ClientError(.alreadyExists, "\(target) already exists; use --force to replace it")
         }

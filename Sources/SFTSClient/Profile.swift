@@ -146,7 +146,9 @@ public struct Profile: Sendable {
             throw ClientError(
                 .local,
                 "profile '\(name)' not found in \(home.profilesFolder.path); run 'sfts enroll "
-                    + "--server HOST --user NAME' first, or pick another with --profile")
+                    + "--server HOST --user NAME"
+                    + (name == "default" ? "" : " --profile \(name)")
+                    + "' first, or pick another with --profile")
         }
         do {
             let settings = try JSONDecoder().decode(ProfileSettings.self, from: data)

@@ -1,4 +1,5 @@
 import Foundation
+import SFTSProtocol
 
 #if canImport(Glibc)
     import Glibc
@@ -31,7 +32,7 @@ public final class TerminalProgress {
     }
 
     init(label: String, descriptor: Int32) {
-        self.label = label
+        self.label = DisplayText.escaped(label)
         self.descriptor = descriptor
         started = Self.now()
         lastDraw = started
@@ -58,6 +59,7 @@ public final class TerminalProgress {
             write("\r\u{1B}[K")
         }
         drawn = false
+        InterruptCleanup.progressShown = false
         lastDraw = .infinity
     }
 
@@ -66,6 +68,7 @@ public final class TerminalProgress {
             label: label, done: done, total: total, elapsed: now - started, width: Self.terminalWidth(descriptor))
         write("\r" + line + "\u{1B}[K")
         drawn = true
+        InterruptCleanup.progressShown = descriptor == STDERR_FILENO
     }
 
     /// The progress line, cut to `width` columns from the left of the label.

@@ -5,11 +5,25 @@ import SFTSProtocol
     import Glibc
 #endif
 
+/// Device and inode of a local file, to tell whether a path still names the file it named.
+public struct FileIdentity: Sendable, Equatable {
+    let device: UInt64
+    let inode: UInt64
+
+    init(_ status: stat) {
+        device = UInt64(status.st_dev)
+        inode = UInt64(status.st_ino)
+    }
+}
+
 /// One file of a recursive transfer: where it is read and where it goes.
 public struct TreeItem: Sendable, Equatable {
     public let local: String
     public let remote: String
     public let size: UInt64
+    /// For an upload, the file found when planning, the only file sent; for a download, the
+    /// folder made for it, the only folder it is saved in.
+    public internal(set) var identity: FileIdentity? = nil
 }
 
 /// The files of a recursive transfer, planned and checked before the first byte moves, so a
@@ -23,7 +37,12 @@ public struct TreePlan: Sendable {
     /// Entries left out, each with the reason, for a warning.
     public internal(set) var skipped: [String] = []
 
-    public var totalBytes: UInt64 { files.reduce(0) { $0 + $1.size } }
+    public var totalBytes: UInt64 {
+        files.reduce(0) { total, item in
+            let (sum, overflow) = total.addingReportingOverflow(item.size)
+            return overflow ? .max : sum
+        }
+    }
 }
 
 /// A remote file or folder found by ``FileClient/listTree(_:)``, with its path from the top.
@@ -55,6 +74,16 @@ extension FileClient {
             remoteFolder ?? LocalFile.lastComponent(of: localFolder), allowRoot: true, allowTrailingSlash: true)
         var plan = TreePlan(top: top.description)
         try walkLocal(localFolder, remote: top, into: &plan)
+        var sources: [String: String] = [:]
+        for item in plan.files {
+            if let first = sources.updateValue(item.local, forKey: item.remote) {
+                throw ClientError(
+                    .rejected,
+                    "\(LocalFile.displayed(first)) and \(LocalFile.displayed(item.local)) would both be stored as "
+                        + "\(RemotePath.quoted(item.remote)), since remote names are Unicode-normalised (NFC); "
+                        + "rename one; nothing was sent")
+            }
+        }
         return plan
     }
 
@@ -66,7 +95,7 @@ extension FileClient {
             throw ClientError(.local, "cannot read folder \(folder): \(error.localizedDescription)")
         }
         if names.isEmpty {
-            plan.skipped.append("\(folder): empty folder, not created on the server")
+            plan.skipped.append("\(LocalFile.displayed(folder)): empty folder, not created on the server")
         }
         for name in names {
             let local = folder.hasSuffix("/") ? folder + name : folder + "/" + name
@@ -76,7 +105,9 @@ extension FileClient {
             }
             let type = status.st_mode & S_IFMT
             guard type == S_IFREG || type == S_IFDIR else {
-                plan.skipped.append("\(local): \(type == S_IFLNK ? "symbolic link" : "not a regular file"), skipped")
+                plan.skipped.append(
+                    "\(LocalFile.displayed(local)): \(type == S_IFLNK ? "symbolic link" : "not a regular file"), skipped"
+                )
                 continue
             }
             let text = (remote.components + [name.precomposedStringWithCanonicalMapping]).joined(separator: "/")
@@ -84,12 +115,16 @@ extension FileClient {
             do {
                 path = try RemotePath(text)
             } catch let error as InvalidNameError {
-                throw ClientError(.rejected, "cannot upload \(local): \(error.description); nothing was sent")
+                throw ClientError(
+                    .rejected, "cannot upload \(LocalFile.displayed(local)): \(error.description); nothing was sent")
             }
             if type == S_IFDIR {
                 try walkLocal(local, remote: path, into: &plan)
             } else {
-                plan.files.append(TreeItem(local: local, remote: path.description, size: UInt64(status.st_size)))
+                plan.files.append(
+                    TreeItem(
+                        local: local, remote: path.description, size: UInt64(status.st_size),
+                        identity: FileIdentity(status)))
                 guard plan.files.count <= maxTreeFiles else {
                     throw ClientError(
                         .invalidInput, "\(folder) holds more than \(maxTreeFiles) files; send it in parts")
@@ -108,8 +143,13 @@ extension FileClient {
     }
 
     private func walkRemote(_ folder: RemotePath, into found: inout [RemoteTreeEntry]) throws {
+        var names = Set<String>()
         for entry in try list(folder.description, long: true) {
             let child = try FileClient.childPath(of: folder, name: entry.name)
+            guard names.insert(child.lastComponent).inserted else {
+                throw ClientError(
+                    .network, "the server listed \(RemotePath.quoted(child.lastComponent)) twice in \(folder)")
+            }
             found.append(RemoteTreeEntry(path: child, entry: entry))
             guard found.count <= FileClient.maxTreeFiles else {
                 throw ClientError(.invalidInput, "\(folder) holds more than \(FileClient.maxTreeFiles) entries")
@@ -171,19 +211,36 @@ extension FileClient {
         return plan
     }
 
-    /// Creates the local folders of a download plan and keeps those that exist.
-    public static func createFolders(of plan: TreePlan) throws {
+    /// Creates the local folders of a download plan and keeps those that exist. Each file
+    /// of the plan gets the identity of its folder, so it goes into the folder made here even
+    /// if a path is swapped for a symbolic link later; a folder whose parent is no longer the
+    /// planned one stops the download.
+    public static func createFolders(of plan: inout TreePlan) throws {
+        var identities: [String: FileIdentity] = [:]
         for folder in plan.folders {
             var status = stat()
-            if lstat(folder, &status) == 0 {
-                guard status.st_mode & S_IFMT == S_IFDIR else {
-                    throw ClientError(.alreadyExists, "\(folder) exists and is not a folder")
+            if lstat(folder, &status) != 0 {
+                guard mkdir(folder, 0o777) == 0, lstat(folder, &status) == 0 else {
+                    throw ClientError(
+                        .local,
+                        "cannot create folder \(LocalFile.displayed(folder)): \(String(cString: strerror(errno)))")
                 }
-                continue
             }
-            guard mkdir(folder, 0o777) == 0 else {
-                throw ClientError(.local, "cannot create folder \(folder): \(String(cString: strerror(errno)))")
+            guard status.st_mode & S_IFMT == S_IFDIR else {
+                throw ClientError(.alreadyExists, "\(LocalFile.displayed(folder)) exists and is not a folder")
             }
+            if let parent = identities[LocalFile.withoutTrailingSlash(LocalFile.parentFolder(of: folder))] {
+                var parentStatus = stat()
+                guard stat(folder + "/..", &parentStatus) == 0, FileIdentity(parentStatus) == parent else {
+                    throw ClientError(
+                        .local, "\(LocalFile.displayed(folder)) is no longer inside the folder planned for it")
+                }
+            }
+            identities[LocalFile.withoutTrailingSlash(folder)] = FileIdentity(status)
+        }
+        for index in plan.files.indices {
+            plan.files[index].identity =
+                identities[LocalFile.withoutTrailingSlash(LocalFile.parentFolder(of: plan.files[index].local))]
         }
     }
 

@@ -105,8 +105,19 @@ enum Console {
         FileHandle.standardOutput.write(Data(text.utf8))
     }
 
+    /// Writes a diagnostic line to standard error. Messages may quote values from the server or
+    /// from file names, so control characters other than line ends and tabs are escaped here
+    /// as well as where the value is quoted.
     static func error(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        FileHandle.standardError.write(Data((terminalSafe(text) + "\n").utf8))
+    }
+
+    /// `text` with every control or format character but line ends and tabs escaped.
+    static func terminalSafe(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.split(separator: "\t", omittingEmptySubsequences: false)
+                .map { DisplayText.escaped(String($0)) }.joined(separator: "\t")
+        }.joined(separator: "\n")
     }
 
     /// Quotes a name that could disturb a terminal, such as one with control characters.

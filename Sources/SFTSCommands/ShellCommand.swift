@@ -148,22 +148,31 @@ final class ShellSession {
         }
     }
 
+    /// A local path as typed at the prompt, with a leading `~` or `~/` standing for the home
+    /// folder, as a login shell would expand it before a one-shot command.
+    static func localPath(_ word: String) -> String {
+        guard word == "~" || word.hasPrefix("~/"), let home = ProcessInfo.processInfo.environment["HOME"],
+            !home.isEmpty
+        else { return word }
+        return home + word.dropFirst()
+    }
+
     private func dispatch(_ spec: CommandSpec, _ arguments: ParsedArguments) throws {
         let force = arguments.flag("--force")
         let recursive = arguments.flag("--recursive")
         switch spec.name {
         case "put":
             try TransferActions.put(
-                client, local: arguments.positional(0)!, remote: arguments.positional(1), recursive: recursive,
-                force: force, output: output)
+                client, local: Self.localPath(arguments.positional(0)!), remote: arguments.positional(1),
+                recursive: recursive, force: force, output: output)
         case "get":
+            let local = arguments.positional(1).map(Self.localPath)
             if !recursive {
-                _ = try FileClient.downloadTarget(
-                    remote: arguments.positional(0)!, localPath: arguments.positional(1), force: force)
+                _ = try FileClient.downloadTarget(remote: arguments.positional(0)!, localPath: local, force: force)
             }
             try TransferActions.get(
-                client, remote: arguments.positional(0)!, local: arguments.positional(1), recursive: recursive,
-                force: force, output: output)
+                client, remote: arguments.positional(0)!, local: local, recursive: recursive, force: force,
+                output: output)
         case "ls":
             try TransferActions.list(
                 client, path: arguments.positional(0) ?? "", long: arguments.flag("--long"), output: output)
@@ -174,7 +183,7 @@ final class ShellSession {
             try client.changePassword(to: newPassword)
             output.result("password changed for \(client.user)", ["event": "passwd", "user": client.user])
         case "lcd":
-            let folder = arguments.positional(0)!
+            let folder = Self.localPath(arguments.positional(0)!)
             guard chdir(folder) == 0 else {
                 throw ClientError(
                     .local, "cannot change the local folder to \(folder): \(String(cString: strerror(errno)))")
@@ -266,6 +275,10 @@ enum ShellCatalog {
 /// `\\`, and a backslash outside quotes takes the next character literally.
 enum CommandWords {
     static func split(_ line: String) throws -> [String] {
+        // A NUL would cut a path short where it reaches the C library.
+        guard !line.unicodeScalars.contains("\0") else {
+            throw UsageError("a command line contains a NUL character")
+        }
         var words: [String] = []
         var current = ""
         var inWord = false
@@ -350,7 +363,9 @@ final class LineInput {
 
     /// Returns the next line without its line end, or nil at the end of input. Calls `onIdle`
     /// each time `idle` seconds pass without input, or never when `idle` is nil.
+    /// Input that trickles in without a line end does not put off the next `onIdle`.
     func readLine(idle: TimeInterval?, onIdle: () throws -> Void) throws -> String? {
+        var nextIdle = idle.map { Date().addingTimeInterval($0) }
         while true {
             if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
                 var line = Array(buffer[..<newline])
@@ -367,9 +382,11 @@ final class LineInput {
                 throw UsageError("a command line is longer than \(Self.maxLineBytes) bytes")
             }
             var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&poller, 1, idle.map { Int32($0 * 1000) } ?? -1)
+            let timeout = nextIdle.map { Int32(max(0, $0.timeIntervalSinceNow) * 1000) } ?? -1
+            let ready = poll(&poller, 1, timeout)
             if ready == 0 {
                 try onIdle()
+                nextIdle = idle.map { Date().addingTimeInterval($0) }
                 continue
             }
             if ready < 0 {

@@ -37,13 +37,24 @@ struct ClientOutput {
         Console.out(Self.jsonLine(["event": "error", "exit": Int(code.rawValue), "message": message]))
     }
 
-    /// One JSON object on one line, keys sorted, for tools such as jq.
+    /// One JSON object on one line, keys sorted, for tools such as jq. DEL, the C1 controls
+    /// and the Unicode line and paragraph separators are escaped as well, since some line
+    /// readers split at them; they can only occur inside strings, so escaping them keeps the
+    /// JSON equal.
     static func jsonLine(_ fields: [String: Any]) -> String {
         guard
             let data = try? JSONSerialization.data(
                 withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes])
         else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
+        var line = ""
+        for scalar in String(decoding: data, as: UTF8.self).unicodeScalars {
+            if (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029 {
+                line += String(format: "\\u%04x", scalar.value)
+            } else {
+                line.unicodeScalars.append(scalar)
+            }
+        }
+        return line
     }
 }
 
@@ -53,7 +64,7 @@ enum TransferActions {
         _ client: FileClient, local: String, remote: String?, recursive: Bool, force: Bool, output: ClientOutput
     ) throws {
         guard recursive else {
-            try putFile(client, local: local, remote: remote, force: force, label: nil, output: output)
+            try putFile(client, local: local, remote: remote, force: force, identity: nil, label: nil, output: output)
             return
         }
         let plan = try FileClient.uploadPlan(localFolder: local, remoteFolder: remote)
@@ -71,7 +82,7 @@ enum TransferActions {
         for (index, item) in plan.files.enumerated() {
             do {
                 try putFile(
-                    client, local: item.local, remote: item.remote, force: force,
+                    client, local: item.local, remote: item.remote, force: force, identity: item.identity,
                     label: "[\(index + 1)/\(plan.files.count)] ", output: output)
             } catch let error as ClientError {
                 throw ClientError(
@@ -87,12 +98,14 @@ enum TransferActions {
     }
 
     private static func putFile(
-        _ client: FileClient, local: String, remote: String?, force: Bool, label: String?, output: ClientOutput
+        _ client: FileClient, local: String, remote: String?, force: Bool, identity: FileIdentity?, label: String?,
+        output: ClientOutput
     ) throws {
         let progress = TerminalProgress.onStandardError(
             label: (label ?? "") + (remote ?? local), quiet: output.quiet)
         defer { progress?.finish(completed: false) }
-        let outcome = try client.put(localPath: local, remote: remote, force: force) { done, total in
+        let outcome = try client.put(localPath: local, remote: remote, force: force, identity: identity) {
+            done, total in
             progress?.update(done, of: total)
         }
         progress?.finish(completed: true)
@@ -108,15 +121,17 @@ enum TransferActions {
         _ client: FileClient, remote: String, local: String?, recursive: Bool, force: Bool, output: ClientOutput
     ) throws {
         guard recursive else {
-            try getFile(client, remote: remote, local: local, force: force, label: nil, output: output)
+            try getFile(
+                client, remote: remote, local: local, force: force, folderIdentity: nil, label: nil, output: output)
             return
         }
-        let plan = try client.downloadPlan(remote: remote, localFolder: local, force: force)
-        try FileClient.createFolders(of: plan)
+        var plan = try client.downloadPlan(remote: remote, localFolder: local, force: force)
+        try FileClient.createFolders(of: &plan)
         for (index, item) in plan.files.enumerated() {
             do {
                 try getFile(
                     client, remote: item.remote, local: item.local, force: force,
+                    folderIdentity: item.identity,
                     label: "[\(index + 1)/\(plan.files.count)] ", output: output)
             } catch let error as ClientError {
                 throw ClientError(
@@ -132,11 +147,14 @@ enum TransferActions {
     }
 
     private static func getFile(
-        _ client: FileClient, remote: String, local: String?, force: Bool, label: String?, output: ClientOutput
+        _ client: FileClient, remote: String, local: String?, force: Bool, folderIdentity: FileIdentity?,
+        label: String?, output: ClientOutput
     ) throws {
         let progress = TerminalProgress.onStandardError(label: (label ?? "") + remote, quiet: output.quiet)
         defer { progress?.finish(completed: false) }
-        let outcome = try client.get(remote: remote, localPath: local, force: force) { done, total in
+        let outcome = try client.get(
+            remote: remote, localPath: local, force: force, folderIdentity: folderIdentity
+        ) { done, total in
             progress?.update(done, of: total)
         }
         progress?.finish(completed: true)

@@ -48,12 +48,12 @@ public enum ProtocolError: Error, Equatable, CustomStringConvertible {
         case .emptyFrame:
             return "empty frame"
         case .malformedFrame(let detail):
-            return "malformed frame: \(detail)"
+            return "malformed frame: \(DisplayText.escaped(detail))"
         case .unsupportedVersion(let version):
             return "unsupported protocol version \(version); this build speaks version "
                 + "\(FrameChannel.protocolVersion)"
         case .unexpectedMessage(let expected, let received):
-            return "expected a \(expected) message, received \(received)"
+            return "expected a \(expected) message, received \(DisplayText.escaped(received))"
         case .remote(_, let message):
             return message
         }

@@ -12,16 +12,31 @@ public struct RequestRejection: Error, Equatable {
 /// played again.
 public final class RequestGuard: @unchecked Sendable {
     public let tolerance: TimeInterval
-    private var seen: [String: Date] = [:]
+    private struct Remembered {
+        let expiry: Date
+        let connection: Int
+    }
+
+    private var seen: [String: Remembered] = [:]
+    private var perConnection: [Int: Int] = [:]
     private var nextPurge = Date.distantPast
+    private var nextFullPurge = Date.distantPast
     private let lock = NSLock()
 
     public init(tolerance: TimeInterval) {
         self.tolerance = tolerance
     }
 
+    /// The most request ids remembered at once, which bounds the memory a flood of requests
+    /// can take (a few tens of MiB).
+    public static let maxRemembered = 250_000
+    /// The share of ``maxRemembered`` one connection may hold, so one flooding client cannot
+    /// take the capacity of all others.
+    public static let maxRememberedPerConnection = 25_000
+
     /// Checks a request's id and timestamp against the clock `now`, and remembers the id.
-    public func check(id: String, timestamp: String, now: Date = Date()) throws {
+    /// `connection` identifies the client's connection for its share of the memory.
+    public func check(id: String, timestamp: String, connection: Int = 0, now: Date = Date()) throws {
         guard RequestID.isValid(id) else {
             throw RequestRejection(
                 code: .invalidRequest,
@@ -44,15 +59,28 @@ public final class RequestGuard: @unchecked Sendable {
 
         lock.lock()
         defer { lock.unlock() }
-        if now >= nextPurge {
-            seen = seen.filter { $0.value > now }
+        let full =
+            seen.count >= Self.maxRemembered
+            || perConnection[connection, default: 0] >= Self.maxRememberedPerConnection
+        if now >= nextPurge || (full && now >= nextFullPurge) {
+            seen = seen.filter { $0.value.expiry > now }
+            perConnection = seen.values.reduce(into: [:]) { $0[$1.connection, default: 0] += 1 }
             nextPurge = now + tolerance
+            nextFullPurge = now + 1
         }
-        if let expiry = seen[id], expiry > now {
+        if let entry = seen[id], entry.expiry > now {
             throw RequestRejection(
                 code: .replayedRequest, message: "request id \(id) was already used")
         }
+        guard seen.count < Self.maxRemembered,
+            perConnection[connection, default: 0] < Self.maxRememberedPerConnection
+        else {
+            throw RequestRejection(
+                code: .busy,
+                message: "too many requests in the last \(Int(2 * tolerance)) s; slow down and try again")
+        }
         // An id must be remembered for as long as its timestamp could still pass the check.
-        seen[id] = date + tolerance + 1
+        seen[id] = Remembered(expiry: date + tolerance + 1, connection: connection)
+        perConnection[connection, default: 0] += 1
     }
 }

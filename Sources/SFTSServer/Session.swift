@@ -102,7 +102,7 @@ class Session {
                 error.wireCode, String(describing: error), closesConnection: true)
         }
         do {
-            try services.requests.check(id: frame.id, timestamp: frame.timestamp)
+            try services.requests.check(id: frame.id, timestamp: frame.timestamp, connection: peer.connectionID)
         } catch let rejection as RequestRejection {
             // An id that breaks the id rules is not echoed back.
             let echoed = RequestID.isValid(frame.id) ? frame.id : "-"

@@ -25,6 +25,27 @@ import Testing
         #expect(code("id-00000002", stamp, guardian) == nil)
     }
 
+    /// A flood of requests from one connection runs into its share of the replay cache, and
+    /// other connections are still served; the ids expire and the connection may go on.
+    @Test func oneConnectionCannotFillTheReplayCache() {
+        let guardian = RequestGuard(tolerance: 30)
+        let stamp = Timestamp.format(now)
+        for index in 0..<RequestGuard.maxRememberedPerConnection {
+            try? guardian.check(id: "flood-\(index)-aaaa", timestamp: stamp, connection: 7, now: now)
+        }
+        let refused = #expect(throws: RequestRejection.self) {
+            try guardian.check(id: "flood-next-aaaa", timestamp: stamp, connection: 7, now: now)
+        }
+        #expect(refused?.code == .busy)
+        #expect(throws: Never.self) {
+            try guardian.check(id: "other-0001", timestamp: stamp, connection: 8, now: now)
+        }
+        let later = now + 62
+        #expect(throws: Never.self) {
+            try guardian.check(id: "flood-late-aaaa", timestamp: Timestamp.format(later), connection: 7, now: later)
+        }
+    }
+
     @Test func rejectsOutsideToleranceBothWays() {
         let guardian = RequestGuard(tolerance: 30)
         #expect(code("id-00000003", Timestamp.format(now + 31), guardian) == .staleTimestamp)
