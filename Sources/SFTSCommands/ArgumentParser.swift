@@ -187,9 +187,19 @@ public struct ParsedArguments: Sendable {
         guard let number = Double(digits), number.isFinite, range.contains(number * scale) else {
             throw UsageError(
                 "invalid duration '\(text)' for \(name): expected a number with s, m, h, d or w, such as 24h, "
-                    + "from \(Int(range.lowerBound)) s to \(Int(range.upperBound / 86400)) days")
+                    + "from \(Self.spoken(range.lowerBound)) to \(Self.spoken(range.upperBound))")
         }
         return number * scale
+    }
+
+    /// A duration in the largest unit that divides it, such as "12 hours" or "60 s".
+    static func spoken(_ seconds: TimeInterval) -> String {
+        for (size, unit) in [(86400.0, "day"), (3600.0, "hour"), (60.0, "minute")]
+        where seconds >= size && seconds.truncatingRemainder(dividingBy: size) == 0 {
+            let count = Int(seconds / size)
+            return "\(count) \(unit)\(count == 1 ? "" : "s")"
+        }
+        return "\(Int(seconds)) s"
     }
 
     /// Parses the token list after the command words.

@@ -8,7 +8,7 @@ import SFTSServer
 /// `sfts ca revoke` and `sfts ca list`, run on the server host.
 enum CACommands {
     static func revoke(_ arguments: ParsedArguments) throws -> ExitCode {
-        let root = ServerCommandSupport.root(arguments)
+        let root = try ServerCommandSupport.existingRoot(arguments)
         let target = arguments.positional(0)!
         let reasonName = arguments.value("--reason") ?? RevocationReason.unspecified.rawValue
         guard let reason = RevocationReason(rawValue: reasonName) else {
@@ -54,13 +54,14 @@ enum CACommands {
             "certificate.revoked", ["name": name, "serial": certificate.serialNumberHex, "reason": reason.rawValue])
         Console.out(
             "revoked certificate \(certificate.serialNumberHex) of '\(name)' (\(reason.rawValue)); "
-                + "\(root.revocationList.path) now lists \(list.revokedSerials.count) certificates")
+                + "\(root.revocationList.path) now lists \(list.revokedSerials.count) "
+                + (list.revokedSerials.count == 1 ? "certificate" : "certificates"))
         Console.out("A running server rejects it from its next handshake.")
         return .success
     }
 
     static func list(_ arguments: ParsedArguments) throws -> ExitCode {
-        let root = ServerCommandSupport.root(arguments)
+        let root = try ServerCommandSupport.existingRoot(arguments)
         let certificates = try FolderIssuedCertificateStore(folder: root.issuedFolder).all()
         guard !certificates.isEmpty else {
             Console.error("no certificates in \(root.issuedFolder.path)")
@@ -98,7 +99,7 @@ enum CACommands {
 /// `$(sfts ca token bob)` captures it.
 enum CATokenCommand {
     static func run(_ arguments: ParsedArguments) throws -> ExitCode {
-        let root = ServerCommandSupport.root(arguments)
+        let root = try ServerCommandSupport.existingRoot(arguments)
         let user = arguments.positional(0)!
         if let problem = UserName.problem(with: user) {
             throw UsageError("invalid user name '\(user)': \(problem)")
@@ -166,7 +167,7 @@ enum CAImportCommand {
 /// `sfts ca server-cert`: rotates the server key and certificate.
 enum CAServerCertificateCommand {
     static func run(_ arguments: ParsedArguments) throws -> ExitCode {
-        let root = ServerCommandSupport.root(arguments)
+        let root = try ServerCommandSupport.existingRoot(arguments)
         var hosts = arguments.allValues("--host").flatMap {
             $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         }
@@ -198,7 +199,7 @@ enum CAServerCertificateCommand {
 /// `sfts ca sign`: signs a CSR made elsewhere, for people who make their own keys.
 enum CASignCommand {
     static func run(_ arguments: ParsedArguments) throws -> ExitCode {
-        let root = ServerCommandSupport.root(arguments)
+        let root = try ServerCommandSupport.existingRoot(arguments)
         let path = arguments.positional(0)!
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw UsageError("cannot read the CSR \(path)")

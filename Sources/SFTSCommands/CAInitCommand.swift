@@ -59,4 +59,18 @@ enum ServerCommandSupport {
         let path = arguments.value("--root") ?? FileManager.default.currentDirectoryPath
         return StateRoot(URL(fileURLWithPath: path))
     }
+
+    /// The state root of an existing server. A folder without a CA certificate is refused, so
+    /// an operator command run in the wrong folder neither reports an empty state nor leaves
+    /// files there.
+    static func existingRoot(_ arguments: ParsedArguments) throws -> StateRoot {
+        let root = root(arguments)
+        guard FileManager.default.fileExists(atPath: root.caCertificate.path) else {
+            throw ClientError(
+                .local,
+                "\(root.url.path) is not a server state root: it has no certificates/ca_certificate.pem; "
+                    + "pass --root with the folder where 'sfts ca init' or 'sfts ca import' ran")
+        }
+        return root
+    }
 }

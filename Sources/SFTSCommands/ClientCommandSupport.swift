@@ -178,6 +178,17 @@ enum HelpCommand {
             Console.out(CommandCatalog.overview)
             return .success
         }
+        let group = CommandCatalog.all.filter { $0.path.count > 1 && $0.path[0] == words[0] }
+        if words.count == 1, !group.isEmpty {
+            let width = group.map { $0.path.joined(separator: " ").count }.max()! + 2
+            Console.out("Subcommands of 'sfts \(words[0])':")
+            for spec in group {
+                let name = spec.path.joined(separator: " ")
+                Console.out("  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + spec.summary)
+            }
+            Console.out("Run 'sfts help \(words[0]) SUBCOMMAND' for one subcommand's options.")
+            return .success
+        }
         guard let (spec, used) = CommandCatalog.match(words), used == words.count else {
             let topic = words.joined(separator: " ")
             throw UsageError("no help for '\(topic)'; run 'sfts help' for the list of commands")

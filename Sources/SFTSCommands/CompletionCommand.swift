@@ -130,7 +130,7 @@ enum CompletionCommand {
         var lines = [
             "#compdef sfts",
             "# zsh completion for sfts \(SFTSVersion.current). Save it as _sfts in a folder on $fpath,",
-            "# or load it with: source <(sfts completion zsh)",
+            "# or, after autoload -U compinit && compinit, load it with: source <(sfts completion zsh)",
             "_sfts_profiles() {",
             "    local home=${SFTS_HOME:-${XDG_CONFIG_HOME:-$HOME/.config}/sfts}",
             "    local -a names",
@@ -225,8 +225,10 @@ enum CompletionCommand {
             "",
             "if [[ $zsh_eval_context[-1] == loadautofunc ]]; then",
             "    _sfts \"$@\"",
-            "else",
+            "elif (( $+functions[compdef] )); then",
             "    compdef _sfts sfts",
+            "else",
+            "    print -u2 \"sfts completion: run 'autoload -U compinit && compinit' before loading this script\"",
             "fi",
         ]
         return lines.joined(separator: "\n")

@@ -6,7 +6,7 @@ import SFTSServer
 /// users.json. A running server applies the change from the user's next command.
 enum UserCommand {
     static func list(_ arguments: ParsedArguments) throws -> ExitCode {
-        let root = ServerCommandSupport.root(arguments)
+        let root = try ServerCommandSupport.existingRoot(arguments)
         let users = try JSONUserStore(url: root.users).allUsers()
         guard !users.isEmpty else {
             Console.error("no users enrolled in \(root.users.path)")
@@ -25,7 +25,7 @@ enum UserCommand {
     }
 
     static func role(_ arguments: ParsedArguments) throws -> ExitCode {
-        let root = ServerCommandSupport.root(arguments)
+        let root = try ServerCommandSupport.existingRoot(arguments)
         let name = arguments.positional(0)!
         let role = arguments.positional(1)!
         let policy = try RolePolicy.load(from: root.roles)
@@ -43,7 +43,7 @@ enum UserCommand {
     }
 
     static func remove(_ arguments: ParsedArguments) throws -> ExitCode {
-        let root = ServerCommandSupport.root(arguments)
+        let root = try ServerCommandSupport.existingRoot(arguments)
         let name = arguments.positional(0)!
         let record = try JSONUserStore(url: root.users).remove(name)
         Console.out(
@@ -78,7 +78,7 @@ enum BlockCommand {
     }
 
     static func list(_ arguments: ParsedArguments) throws -> ExitCode {
-        let root = ServerCommandSupport.root(arguments)
+        let root = try ServerCommandSupport.existingRoot(arguments)
         let blocks = try store(root).activeBlocks(at: Date())
         guard !blocks.isEmpty else {
             Console.error("no blocked addresses in \(root.blockedAddresses.path)")
@@ -93,7 +93,7 @@ enum BlockCommand {
     }
 
     static func lift(_ arguments: ParsedArguments) throws -> ExitCode {
-        let root = ServerCommandSupport.root(arguments)
+        let root = try ServerCommandSupport.existingRoot(arguments)
         let address = arguments.positional(0)!
         let key = address.hasSuffix("/64") ? address : AddressGuard.key(for: address)
         guard try store(root).lift(key) else {
