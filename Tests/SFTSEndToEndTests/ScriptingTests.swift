@@ -214,7 +214,9 @@ struct ScriptingTests {
     }
 
     @Test func shellKeepsAnIdleSessionOpen() throws {
-        let server = try TestServer(extraArguments: ["--idle-timeout", "2"])
+        // Three seconds leave room for the login's key derivation on a loaded machine, which
+        // the server also waits for within the idle timeout.
+        let server = try TestServer(extraArguments: ["--idle-timeout", "3"])
         let alice = try Self.uploader(server)
         let process = Process()
         process.executableURL = SFTSBinary.url
@@ -233,7 +235,7 @@ struct ScriptingTests {
         input.fileHandleForWriting.write(Data("ls\n".utf8))
         // Silence for over twice the server's idle timeout: only the shell's pings keep the
         // connection open.
-        Thread.sleep(forTimeInterval: 5)
+        Thread.sleep(forTimeInterval: 7)
         #expect(process.isRunning)
         _ = try randomFile(alice.work("late.txt"), bytes: 10)
         input.fileHandleForWriting.write(Data("put late.txt\n".utf8))
