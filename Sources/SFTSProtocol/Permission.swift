@@ -10,13 +10,14 @@ public enum Permission: String, CaseIterable, Codable, Sendable {
     case ls
     /// `rm`, and replacing an existing file with `put --force`.
     case delete
-    /// `passwd`: change one's own password.
+    /// `passwd` and `renew`: change one's own password and certificate.
     case update
-    /// Changing other users' roles and accounts.
+    /// Accepted in roles.json but checked by no request: roles and users change only through
+    /// `sfts user` on the server host.
     case modify
-    /// Listing the commands of an interactive session.
+    /// Accepted but not checked: `help` in a shell works for every role.
     case help
-    /// Ending an interactive session.
+    /// Accepted but not checked: `exit` in a shell works for every role.
     case exit
 }
 

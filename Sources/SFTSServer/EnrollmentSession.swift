@@ -45,7 +45,7 @@ final class EnrollmentSession: Session {
             _ = report(failure, requestID: requestID, command: "enroll")
             logClosed()
         } catch {
-            logClosed(error)
+            endAfterUnexpected(error, requestID: requestID, command: "enroll")
         }
     }
 

@@ -45,7 +45,7 @@ final class FileSession: Session {
             logClosed()
             return
         } catch {
-            logClosed(error)
+            endAfterUnexpected(error, requestID: requestID, command: "login")
             return
         }
 
@@ -79,7 +79,7 @@ final class FileSession: Session {
                     return
                 }
             } catch {
-                logClosed(error)
+                endAfterUnexpected(error, requestID: frame.id, command: frame.typeName)
                 return
             }
         }

@@ -127,6 +127,23 @@ class Session {
         }
     }
 
+    /// Ends a session that failed on something other than a client's request, such as a
+    /// state file the server cannot read. A broken state is reported to the client as an
+    /// internal error, with the details only in the server log; network failures just close.
+    func endAfterUnexpected(_ error: Error, requestID: String, command: String) {
+        if let stateError = error as? StateError {
+            logEvent(.error, "state.unreadable", [("command", command), ("error", stateError.description)])
+            _ = report(
+                ServiceFailure(
+                    .internalError,
+                    "the server cannot read its state files; the operator finds the reason in the server log",
+                    closesConnection: true), requestID: requestID, command: command)
+            logClosed()
+            return
+        }
+        logClosed(error)
+    }
+
     /// Sends an error frame for a failure, logs it, and returns whether the session may go on.
     ///
     /// - Parameter requestID: The id of the frame that began the exchange, which the error

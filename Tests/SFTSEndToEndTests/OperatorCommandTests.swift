@@ -23,6 +23,30 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
     }
 
+    /// A damaged roles.json denies everything, tells the client that the server has a
+    /// problem rather than dropping the connection, names the file in the server log, and
+    /// needs no restart once it is fixed.
+    @Test func damagedRolesFileFailsSafeAndSaysSo() throws {
+        let server = try TestServer()
+        let alice = try TestClient(user: "alice", password: TestSecrets.alicePassword)
+        let enroll = try alice.enroll(server)
+        try #require(enroll.status == 0, "\(enroll)")
+        let roles = server.file("roles.json")
+        let original = try Data(contentsOf: roles)
+        try Data("{\"user\": [\"ls\", ".utf8).write(to: roles)
+
+        let broken = try alice.run(["ls"])
+        #expect(broken.status == 8, "\(broken)")
+        #expect(broken.standardError.contains("cannot read its state files"), "\(broken)")
+        #expect(server.log.contains("state.unreadable"))
+        #expect(server.log.contains(roles.path))
+        #expect(server.isRunning)
+
+        try original.write(to: roles)
+        let fixed = try alice.run(["ls"])
+        #expect(fixed.status == 0, "\(fixed)")
+    }
+
     @Test func helpForAGroupListsItsSubcommands() throws {
         let result = try ProcessRunner.run(SFTSBinary.url, ["help", "ca"], timeout: 30)
         #expect(result.status == 0, "\(result)")
