@@ -43,7 +43,7 @@ enum LocalFile {
         return (descriptor, UInt64(status.st_size))
     }
 
-    /// A local path for a message: as it is, or quoted with its control characters escaped.
+    /// Formats a local path for a message: as it is, or quoted with its control characters escaped.
     static func displayed(_ path: String) -> String {
         RemotePath.needsQuoting(path) ? RemotePath.quoted(path) : path
     }

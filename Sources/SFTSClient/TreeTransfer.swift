@@ -21,8 +21,8 @@ public struct TreeItem: Sendable, Equatable {
     public let local: String
     public let remote: String
     public let size: UInt64
-    /// For an upload, the file found when planning, the only file sent; for a download, the
-    /// folder made for it, the only folder it is saved in.
+    /// For an upload, the file found when planning, which is the only file sent. For a
+    /// download, the folder made for it, which is the only folder it is saved in.
     public internal(set) var identity: FileIdentity? = nil
 }
 
@@ -213,7 +213,7 @@ extension FileClient {
 
     /// Creates the local folders of a download plan and keeps those that exist. Each file
     /// of the plan gets the identity of its folder, so it goes into the folder made here even
-    /// if a path is swapped for a symbolic link later; a folder whose parent is no longer the
+    /// if a path is swapped for a symbolic link later. A folder whose parent is no longer the
     /// planned one stops the download.
     public static func createFolders(of plan: inout TreePlan) throws {
         var identities: [String: FileIdentity] = [:]

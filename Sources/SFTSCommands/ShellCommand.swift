@@ -148,8 +148,8 @@ final class ShellSession {
         }
     }
 
-    /// A local path as typed at the prompt, with a leading `~` or `~/` standing for the home
-    /// folder, as a login shell would expand it before a one-shot command.
+    /// Expands a leading `~` or `~/` in a local path typed at the prompt to the home folder,
+    /// as a login shell would expand it before a one-shot command.
     static func localPath(_ word: String) -> String {
         guard word == "~" || word.hasPrefix("~/"), let home = ProcessInfo.processInfo.environment["HOME"],
             !home.isEmpty

@@ -27,8 +27,8 @@ public final class RequestGuard: @unchecked Sendable {
         self.tolerance = tolerance
     }
 
-    /// The most request ids remembered at once, which bounds the memory a flood of requests
-    /// can take (a few tens of MiB).
+    /// The maximum number of request ids remembered at once. It bounds the memory a flood of
+    /// requests can take, estimated at about 30 MiB.
     public static let maxRemembered = 250_000
     /// The share of ``maxRemembered`` one connection may hold, so one flooding client cannot
     /// take the capacity of all others.
