@@ -17,49 +17,65 @@ enum CACommands {
         }
         let issued = FolderIssuedCertificateStore(folder: root.issuedFolder)
         let users = JSONUserStore(url: root.users)
-        let certificate: Certificate
-        if let record = try users.user(named: target) {
+        // By name, every certificate that still logs in goes: the current one and, after a
+        // renewal, the previous one, which stays accepted until the renewed one is used.
+        var certificates: [Certificate]
+        let record = try users.user(named: target)
+        if let record {
             guard let current = try issued.certificate(serial: record.certificateSerial) else {
                 throw ClientError(.notFound, "the certificate of '\(target)' is not in \(root.issuedFolder.path)")
             }
-            certificate = current
+            certificates = [current]
+            if let previous = record.previousCertificateFingerprint,
+                let old = try issued.all().first(where: { $0.sha256Fingerprint.hexString == previous })
+            {
+                certificates.append(old)
+            }
         } else if let bySerial = try issued.certificate(serial: target) {
-            certificate = bySerial
+            certificates = [bySerial]
         } else {
             throw ClientError(
                 .notFound, "'\(target)' is neither an enrolled user nor an issued serial; 'sfts ca list' shows both")
         }
 
-        if certificate.isTLSServer {
+        if let server = certificates.first(where: \.isTLSServer) {
             throw UsageError(
-                "\(certificate.serialNumberHex) is a server certificate, which clients do not check against the CRL; "
+                "\(server.serialNumberHex) is a server certificate, which clients do not check against the CRL; "
                     + "replace it with 'sfts ca server-cert' and SIGHUP instead")
         }
         let passphrase = try Secrets.read(Secrets.pkiPassphrase, from: arguments)
         let authority = try ServerPKI.loadAuthority(root: root, passphrase: passphrase)
-        let name = certificate.subjectCommonName ?? "?"
+        let name = certificates[0].subjectCommonName ?? "?"
         let store = JSONRevocationStore(url: root.revocations)
-        let added = try store.revoke(
-            serial: certificate.serialNumberHex,
-            RevocationRecord(name: name, revokedAt: Timestamp.format(Date()), reason: reason))
+        let entry = RevocationRecord(name: name, revokedAt: Timestamp.format(Date()), reason: reason)
+        // revoked.json decides: a running server that finds it listing a serial the CRL lacks,
+        // as after this command was killed between the two writes, writes the CRL itself.
+        var added: [String] = []
+        for certificate in certificates where try store.revoke(serial: certificate.serialNumberHex, entry) {
+            added.append(certificate.serialNumberHex)
+        }
         // The CRL is written again either way, so a CRL file that lost an entry is repaired.
         let list = try RevocationListFile.write(root: root, authority: authority, store: store)
-        guard added else {
+        if record?.previousCertificateFingerprint != nil {
+            try users.modify(target) { $0.previousCertificateFingerprint = nil }
+        }
+        guard !added.isEmpty else {
             throw ClientError(
                 .alreadyExists,
-                "certificate \(certificate.serialNumberHex) of '\(name)' was already revoked; the CRL was written again"
+                "certificate \(certificates[0].serialNumberHex) of '\(name)' was already revoked; the CRL was written again"
             )
         }
-        ServerCommandSupport.log(root).warning(
-            "certificate.revoked", ["name": name, "serial": certificate.serialNumberHex, "reason": reason.rawValue])
+        let log = ServerCommandSupport.log(root)
+        for serial in added {
+            log.warning("certificate.revoked", ["name": name, "serial": serial, "reason": reason.rawValue])
+            Console.out("revoked certificate \(serial) of '\(name)' (\(reason.rawValue))")
+        }
         Console.out(
-            "revoked certificate \(certificate.serialNumberHex) of '\(name)' (\(reason.rawValue)); "
-                + "\(root.revocationList.path) now lists \(list.revokedSerials.count) "
-                + (list.revokedSerials.count == 1 ? "certificate" : "certificates"))
-        Console.out("A running server rejects it from its next handshake.")
+            "\(root.revocationList.path) now lists \(list.revokedSerials.count) "
+                + (list.revokedSerials.count == 1 ? "certificate" : "certificates")
+                + "; a running server rejects the revoked ones from their next handshake or request.")
         return .success
     }
-
     static func list(_ arguments: ParsedArguments) throws -> ExitCode {
         let root = try ServerCommandSupport.existingRoot(arguments)
         let certificates = try FolderIssuedCertificateStore(folder: root.issuedFolder).all()
@@ -82,7 +98,8 @@ enum CACommands {
             } else {
                 status = "valid"
                 if let user = users[name], user.certificateSerial != serial, !certificate.isTLSServer {
-                    status += ", superseded"
+                    let accepted = user.previousCertificateFingerprint == certificate.sha256Fingerprint.hexString
+                    status += accepted ? ", renewed (logs in until the renewed one does)" : ", superseded"
                 }
             }
             rows.append([

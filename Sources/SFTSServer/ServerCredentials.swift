@@ -29,7 +29,8 @@ final class CredentialsProvider: @unchecked Sendable {
     private let revocations: RevocationStore
     private let logger: Logger
     private var current: ServerCredentials
-    private var revocationStamp: FileStamp?
+    /// The stamps of crl.pem and revoked.json when the CRL was last loaded.
+    private var revocationStamp: [FileStamp?] = []
     private let lock = NSLock()
 
     init(root: StateRoot, pki: ServerPKI, revocations: RevocationStore, logger: Logger) throws {
@@ -39,7 +40,7 @@ final class CredentialsProvider: @unchecked Sendable {
         if !FileManager.default.fileExists(atPath: root.revocationList.path) {
             try RevocationListFile.write(root: root, authority: pki.authority, store: revocations)
         }
-        revocationStamp = FileStamp(root.revocationList)
+        revocationStamp = [FileStamp(root.revocationList), FileStamp(root.revocations)]
         let list = try RevocationListFile.load(root: root, authority: pki.authority.certificate)
         current = try ServerCredentials(pki: pki, revocationList: list)
         if RevocationListFile.isStale(list) {
@@ -62,7 +63,7 @@ final class CredentialsProvider: @unchecked Sendable {
         defer { lock.unlock() }
         let list = try RevocationListFile.load(root: root, authority: pki.authority.certificate)
         current = try ServerCredentials(pki: pki, revocationList: list)
-        revocationStamp = FileStamp(root.revocationList)
+        revocationStamp = [FileStamp(root.revocationList), FileStamp(root.revocations)]
     }
 
     private func refreshRevocationList() {
@@ -71,7 +72,9 @@ final class CredentialsProvider: @unchecked Sendable {
                 try RevocationListFile.write(root: root, authority: current.pki.authority, store: revocations)
                 logger.info("crl.renewed", [:])
             }
-            let stamp = FileStamp(root.revocationList)
+            // revoked.json counts too: a `ca revoke` killed after writing it but before the
+            // CRL leaves the CRL unchanged, and the check below then completes the CRL.
+            let stamp = [FileStamp(root.revocationList), FileStamp(root.revocations)]
             guard stamp != revocationStamp else { return }
             var list = try RevocationListFile.load(root: root, authority: current.pki.authority.certificate)
             // An older CRL put back in place would un-revoke certificates; the index decides.
@@ -86,7 +89,7 @@ final class CredentialsProvider: @unchecked Sendable {
                 list = try RevocationListFile.write(root: root, authority: current.pki.authority, store: revocations)
             }
             current = try ServerCredentials(pki: current.pki, revocationList: list)
-            revocationStamp = FileStamp(root.revocationList)
+            revocationStamp = [FileStamp(root.revocationList), FileStamp(root.revocations)]
             logger.info(
                 "crl.loaded",
                 ["revoked": String(list.revokedSerials.count), "next.update": LogLine.timestamp(list.nextUpdate)])
