@@ -84,8 +84,13 @@ public struct JSONAuthenticationFailureStore: AuthenticationFailureStore {
         try failures.update { $0[key] = nil }
     }
 
+    /// Sets the block of `key` and removes blocks that have ended, so the file holds only
+    /// current ones.
     public func setBlock(_ key: String, _ block: AddressBlock) throws {
-        try blocks.update { $0[key] = block }
+        try blocks.update { table in
+            table = table.filter { $0.value.end > Date() }
+            table[key] = block
+        }
     }
 
     public func activeBlock(_ key: String, at date: Date) throws -> AddressBlock? {
@@ -93,8 +98,14 @@ public struct JSONAuthenticationFailureStore: AuthenticationFailureStore {
         return block
     }
 
+    /// Returns the blocks in force at `date`, and removes those that have ended from the file.
     public func activeBlocks(at date: Date) throws -> [String: AddressBlock] {
-        try blocks.read().filter { $0.value.end > date }
+        let all = try blocks.read()
+        let active = all.filter { $0.value.end > date }
+        if active.count < all.count {
+            try blocks.update { table in table = table.filter { $0.value.end > date } }
+        }
+        return active
     }
 
     public func lift(_ key: String) throws -> Bool {

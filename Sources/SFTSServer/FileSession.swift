@@ -15,6 +15,12 @@ final class FileSession: Session {
     private var clientCertificate: Certificate?
     /// Whether this session proved the password, which opening a new session requires.
     private var loggedInWithPassword = false
+    override var requestClient: String {
+        user.isEmpty ? super.requestClient : "user " + user
+    }
+
+    /// The session ticket this connection logged in with, checked again before each request.
+    private var sessionTicket: String?
     init(services: ServerServices, credentials: ServerCredentials, connection: TLSConnection, peer: PeerInfo) {
         super.init(services: services, credentials: credentials, connection: connection, peer: peer, service: "file")
     }
@@ -182,7 +188,7 @@ final class FileSession: Session {
     ) throws {
         let issuer = SessionTicketIssuer(root: services.configuration.root)
         guard
-            issuer.isValid(
+            try issuer.isValid(
                 ticket, user: name, fingerprint: fingerprint, passwordChangedAt: record.passwordChangedAt)
         else {
             logEvent(.info, "login.session-rejected", [("client.serial", clientCertificate?.serialNumberHex ?? "-")])
@@ -191,6 +197,7 @@ final class FileSession: Session {
                 closesConnection: true)
         }
         user = name
+        sessionTicket = ticket
         let permissions = try services.rolePolicy().permissions[record.role] ?? []
         try channel.send(
             .loginAccepted, id: requestID,
@@ -259,6 +266,10 @@ final class FileSession: Session {
     /// Returns the user's record, read afresh, after checking that the session still stands: a
     /// user removed or enrolled again since the login has a new record, so the session's
     /// certificate must still be the one the record names, and the CRL must not list it.
+    ///
+    /// A connection may outlive what let it in, so each request also checks that the client
+    /// certificate has not expired and, after a login with a session ticket, that the ticket
+    /// is still valid: not expired, and issued after the last password change.
     private func currentUser(for command: String) throws -> UserRecord {
         guard let record = try services.users.user(named: user),
             let fingerprint = clientCertificate?.sha256Fingerprint.hexString, record.accepts(fingerprint: fingerprint),
@@ -270,6 +281,23 @@ final class FileSession: Session {
                 "user '\(user)' was removed, enrolled again or revoked since this session logged in",
                 closesConnection: true)
         }
+        if let notAfter = clientCertificate?.notAfter, notAfter < Date() {
+            logEvent(.warning, "session.certificate-expired", [("user", user), ("command", command)])
+            throw ServiceFailure(
+                .authenticationFailed,
+                "the client certificate expired at \(Timestamp.format(notAfter)); an expired certificate "
+                    + "cannot renew, so enroll again with a token from the operator",
+                closesConnection: true)
+        }
+        if let ticket = sessionTicket,
+            try !SessionTicketIssuer(root: services.configuration.root).isValid(
+                ticket, user: user, fingerprint: fingerprint, passwordChangedAt: record.passwordChangedAt)
+        {
+            logEvent(.info, "session.ticket-ended", [("user", user), ("command", command)])
+            throw ServiceFailure(
+                .sessionInvalid, "the login session expired or the password changed; log in with the password",
+                closesConnection: true)
+        }
         return record
     }
 
@@ -277,6 +305,17 @@ final class FileSession: Session {
     private var isRevoked: Bool {
         guard let serial = clientCertificate?.serialNumberHex else { return false }
         return services.credentials.credentials().revocationList.revokedSerials.contains(serial)
+    }
+
+    /// Reads upload records, which only add the uploader and digest to a listing or a
+    /// download: an unreadable files.json is logged and the command goes on without them.
+    private func fileRecords<T>(_ read: () throws -> T) -> T? {
+        do {
+            return try read()
+        } catch {
+            logEvent(.error, "state.unreadable", [("error", "\(error)")])
+            return nil
+        }
     }
 
     private func path(_ text: String, allowRoot: Bool = false) throws -> RemotePath {
@@ -291,7 +330,7 @@ final class FileSession: Session {
         try authorize(.ls, for: "ls")
         let folder = try path(request.path, allowRoot: true)
         let entries = try storeCall { try services.files.list(folder) }
-        let records = request.long ? (try? services.fileRecords.records()) ?? [:] : [:]
+        let records = request.long ? fileRecords { try services.fileRecords.records() } ?? [:] : [:]
 
         let listed = entries.map { entry -> ListEntry in
             let fullPath = (folder.components + [entry.name]).joined(separator: "/")
@@ -440,7 +479,7 @@ final class FileSession: Session {
         let (descriptor, size) = try storeCall { try services.files.openForReading(source) }
         defer { close(descriptor) }
         // A record whose size no longer matches describes an earlier file, as in ls -l.
-        let fileRecord = (try? services.fileRecords.record(for: source.description)).flatMap {
+        let fileRecord = fileRecords { try services.fileRecords.record(for: source.description) }?.flatMap {
             $0.size == size ? $0 : nil
         }
         let uploader = fileRecord?.uploader

@@ -14,11 +14,13 @@ public final class RequestGuard: @unchecked Sendable {
     public let tolerance: TimeInterval
     private struct Remembered {
         let expiry: Date
-        let connection: Int
+        /// The client's hash, which keeps each entry small; two clients whose hashes collide
+        /// merely share one budget.
+        let client: Int
     }
 
     private var seen: [String: Remembered] = [:]
-    private var perConnection: [Int: Int] = [:]
+    private var perClient: [Int: Int] = [:]
     private var nextPurge = Date.distantPast
     private var nextFullPurge = Date.distantPast
     private let lock = NSLock()
@@ -30,13 +32,14 @@ public final class RequestGuard: @unchecked Sendable {
     /// The maximum number of request ids remembered at once. It bounds the memory a flood of
     /// requests can take, estimated at about 30 MiB.
     public static let maxRemembered = 250_000
-    /// The share of ``maxRemembered`` one connection may hold, so one flooding client cannot
-    /// take the capacity of all others.
-    public static let maxRememberedPerConnection = 25_000
+    /// The share of ``maxRemembered`` one client may hold, so one flooding client cannot take
+    /// the capacity of all others.
+    public static let maxRememberedPerClient = 25_000
 
     /// Checks a request's id and timestamp against the clock `now`, and remembers the id.
-    /// `connection` identifies the client's connection for its share of the memory.
-    public func check(id: String, timestamp: String, connection: Int = 0, now: Date = Date()) throws {
+    /// `client` names whose share the id counts against: the user after a login, else the
+    /// address, so many connections of one client share one budget.
+    public func check(id: String, timestamp: String, client: String = "", now: Date = Date()) throws {
         guard RequestID.isValid(id) else {
             throw RequestRejection(
                 code: .invalidRequest,
@@ -57,14 +60,15 @@ public final class RequestGuard: @unchecked Sendable {
                     + "server clock; the tolerance is \(Int(tolerance)) s, so check the clock")
         }
 
+        let client = client.hashValue
         lock.lock()
         defer { lock.unlock() }
         let full =
             seen.count >= Self.maxRemembered
-            || perConnection[connection, default: 0] >= Self.maxRememberedPerConnection
+            || perClient[client, default: 0] >= Self.maxRememberedPerClient
         if now >= nextPurge || (full && now >= nextFullPurge) {
             seen = seen.filter { $0.value.expiry > now }
-            perConnection = seen.values.reduce(into: [:]) { $0[$1.connection, default: 0] += 1 }
+            perClient = seen.values.reduce(into: [:]) { $0[$1.client, default: 0] += 1 }
             nextPurge = now + tolerance
             nextFullPurge = now + 1
         }
@@ -73,14 +77,14 @@ public final class RequestGuard: @unchecked Sendable {
                 code: .replayedRequest, message: "request id \(id) was already used")
         }
         guard seen.count < Self.maxRemembered,
-            perConnection[connection, default: 0] < Self.maxRememberedPerConnection
+            perClient[client, default: 0] < Self.maxRememberedPerClient
         else {
             throw RequestRejection(
                 code: .busy,
                 message: "too many requests in the last \(Int(2 * tolerance)) s; slow down and try again")
         }
         // An id must be remembered for as long as its timestamp could still pass the check.
-        seen[id] = Remembered(expiry: date + tolerance + 1, connection: connection)
-        perConnection[connection, default: 0] += 1
+        seen[id] = Remembered(expiry: date + tolerance + 1, client: client)
+        perClient[client, default: 0] += 1
     }
 }

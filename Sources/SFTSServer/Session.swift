@@ -87,6 +87,12 @@ class Session {
         }
     }
 
+    /// Whose share of the replay cache this connection's requests count against: the address
+    /// (its /64 for IPv6) until a login names the user.
+    var requestClient: String {
+        "address " + AddressGuard.key(for: peer.address)
+    }
+
     /// Receives the next request within the idle timeout and checks its id and timestamp.
     /// Returns nil when the client closed the connection between requests.
     func receiveRequest() throws -> IncomingFrame? {
@@ -102,11 +108,14 @@ class Session {
                 error.wireCode, String(describing: error), closesConnection: true)
         }
         do {
-            try services.requests.check(id: frame.id, timestamp: frame.timestamp, connection: peer.connectionID)
+            try services.requests.check(id: frame.id, timestamp: frame.timestamp, client: requestClient)
         } catch let rejection as RequestRejection {
             // An id that breaks the id rules is not echoed back.
             let echoed = RequestID.isValid(frame.id) ? frame.id : "-"
-            throw ServiceFailure(rejection.code, rejection.message, requestID: echoed)
+            // A client over its share of the replay cache is flooding; closing the connection
+            // ends the flood and its log lines.
+            throw ServiceFailure(
+                rejection.code, rejection.message, closesConnection: rejection.code == .busy, requestID: echoed)
         }
         return frame
     }

@@ -60,12 +60,15 @@ public struct SessionTicketIssuer: Sendable {
         return (body + "." + Self.base64URL(Data(mac)), Date(timeIntervalSince1970: Double(payload.e)))
     }
 
-    /// Checks a ticket against the user, certificate and password it must belong to.
+    /// Checks a ticket against the user, certificate and password it must belong to. Throws
+    /// a ``StateError`` when the ticket key cannot be read.
     public func isValid(
         _ ticket: String, user: String, fingerprint: String, passwordChangedAt: String, now: Date = Date()
-    ) -> Bool {
+    ) throws -> Bool {
         let parts = ticket.split(separator: ".", omittingEmptySubsequences: false)
-        guard ticket.count < 2048, parts.count == 2, let key = try? key(),
+        // An unreadable key is the server's fault, not the ticket's, so it is thrown.
+        let key = try key()
+        guard ticket.count < 2048, parts.count == 2,
             let mac = Self.decodeBase64URL(String(parts[1])),
             Digest.constantTimeEqual(Array(mac), Digest.hmacSHA256(key: key, data: Array(parts[0].utf8))),
             let json = Self.decodeBase64URL(String(parts[0])),

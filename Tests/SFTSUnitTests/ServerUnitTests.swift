@@ -25,24 +25,25 @@ import Testing
         #expect(code("id-00000002", stamp, guardian) == nil)
     }
 
-    /// A flood of requests from one connection runs into its share of the replay cache, and
-    /// other connections are still served; the ids expire and the connection may go on.
-    @Test func oneConnectionCannotFillTheReplayCache() {
+    /// A flood of requests from one client runs into its share of the replay cache, and other
+    /// clients are still served. Once the ids expire, the client may go on.
+    @Test func oneClientCannotFillTheReplayCache() {
         let guardian = RequestGuard(tolerance: 30)
         let stamp = Timestamp.format(now)
-        for index in 0..<RequestGuard.maxRememberedPerConnection {
-            try? guardian.check(id: "flood-\(index)-aaaa", timestamp: stamp, connection: 7, now: now)
+        for index in 0..<RequestGuard.maxRememberedPerClient {
+            try? guardian.check(id: "flood-\(index)-aaaa", timestamp: stamp, client: "user mallory", now: now)
         }
         let refused = #expect(throws: RequestRejection.self) {
-            try guardian.check(id: "flood-next-aaaa", timestamp: stamp, connection: 7, now: now)
+            try guardian.check(id: "flood-next-aaaa", timestamp: stamp, client: "user mallory", now: now)
         }
         #expect(refused?.code == .busy)
         #expect(throws: Never.self) {
-            try guardian.check(id: "other-0001", timestamp: stamp, connection: 8, now: now)
+            try guardian.check(id: "other-0001", timestamp: stamp, client: "user alice", now: now)
         }
         let later = now + 62
         #expect(throws: Never.self) {
-            try guardian.check(id: "flood-late-aaaa", timestamp: Timestamp.format(later), connection: 7, now: later)
+            try guardian.check(
+                id: "flood-late-aaaa", timestamp: Timestamp.format(later), client: "user mallory", now: later)
         }
     }
 
