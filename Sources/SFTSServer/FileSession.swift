@@ -329,6 +329,9 @@ final class FileSession: Session {
     private func list(_ frame: IncomingFrame, _ request: ListRequest) throws {
         try authorize(.ls, for: "ls")
         let folder = try path(request.path, allowRoot: true)
+        // TODO: the whole listing, and for -l all of files.json, is held in memory until the
+        // last page is sent, so many parallel listings of a folder with 100 000s of files
+        // take gigabytes. Read the folder and the records page by page instead.
         let entries = try storeCall { try services.files.list(folder) }
         let records = request.long ? fileRecords { try services.fileRecords.records() } ?? [:] : [:]
 
