@@ -15,6 +15,10 @@ static inline int sfts_renameat_noreplace(int olddirfd, const char *oldpath, int
 /* O_DIRECT, which Glibc defines only under _GNU_SOURCE; writes then bypass the page cache. */
 static const int sfts_O_DIRECT = __O_DIRECT;
 
+/* O_PATH, also _GNU_SOURCE only: a descriptor that names a folder for the *at calls without
+   needing read permission on it. */
+static const int sfts_O_PATH = __O_PATH;
+
 /* The alignment of buffers, offsets and sizes that O_DIRECT writes need on common file systems. */
 static const int sfts_direct_alignment = 4096;
 

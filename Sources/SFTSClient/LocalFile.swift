@@ -107,7 +107,7 @@ enum LocalFile {
             let folderPath = LocalFile.parentFolder(of: target)
             name = target.split(separator: "/").last.map(String.init) ?? target
             temporary = ".\(name).sfts-part-\(UUID().uuidString.prefix(8))"
-            folder = open(folderPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            folder = open(folderPath, sfts_O_PATH | O_DIRECTORY | O_CLOEXEC)
             guard folder >= 0 else {
                 throw ClientError(
                     .local, "cannot open folder \(displayed(folderPath)): \(String(cString: strerror(errno)))")
