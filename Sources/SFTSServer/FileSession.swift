@@ -329,32 +329,31 @@ final class FileSession: Session {
     private func list(_ frame: IncomingFrame, _ request: ListRequest) throws {
         try authorize(.ls, for: "ls")
         let folder = try path(request.path, allowRoot: true)
-        // TODO: the whole listing, and for -l all of files.json, is held in memory until the
+        // TODO: the folder's entries, and for -l all of files.json, stay in memory until the
         // last page is sent, so many parallel listings of a folder with 100 000s of files
-        // take gigabytes. Read the folder and the records page by page instead.
+        // take hundreds of MiB. Read the folder and the records page by page instead.
         let entries = try storeCall { try services.files.list(folder) }
         let records = request.long ? fileRecords { try services.fileRecords.records() } ?? [:] : [:]
 
-        let listed = entries.map { entry -> ListEntry in
-            let fullPath = (folder.components + [entry.name]).joined(separator: "/")
-            let record = records[fullPath].flatMap { $0.size == entry.size ? $0 : nil }
-            return ListEntry(
-                name: entry.name, kind: entry.isFolder ? ListEntry.folderKind : ListEntry.fileKind,
-                size: entry.size, modified: Timestamp.format(entry.modified),
-                uploader: record?.uploader, sha256: record?.sha256)
-        }
+        // Each page's entries are built as the page is sent, so only one page of them exists.
         let pageSize = 200
         var start = 0
         repeat {
-            let end = min(start + pageSize, listed.count)
-            try channel.send(
-                .listResult, id: frame.id,
-                body: ListResult(entries: Array(listed[start..<end]), more: end < listed.count))
+            let end = min(start + pageSize, entries.count)
+            let page = entries[start..<end].map { entry -> ListEntry in
+                let fullPath = (folder.components + [entry.name]).joined(separator: "/")
+                let record = records[fullPath].flatMap { $0.size == entry.size ? $0 : nil }
+                return ListEntry(
+                    name: entry.name, kind: entry.isFolder ? ListEntry.folderKind : ListEntry.fileKind,
+                    size: entry.size, modified: Timestamp.format(entry.modified),
+                    uploader: record?.uploader, sha256: record?.sha256)
+            }
+            try channel.send(.listResult, id: frame.id, body: ListResult(entries: page, more: end < entries.count))
             start = end
-        } while start < listed.count
+        } while start < entries.count
         logEvent(
             .info, "ls",
-            [("user", user), ("path", folder.description), ("entries", String(listed.count))])
+            [("user", user), ("path", folder.description), ("entries", String(entries.count))])
     }
 
     private func put(_ frame: IncomingFrame, _ request: PutRequest) throws {
