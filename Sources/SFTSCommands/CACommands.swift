@@ -128,7 +128,61 @@ enum CATokenCommand {
         ServerCommandSupport.log(root).info(
             "token.issued", ["user": user, "token.id": token.id, "expires": Timestamp.format(token.expiryDate)])
         Console.out(token.text)
-        Console.error("token for '\(user)', valid once until \(Timestamp.format(token.expiryDate))")
+        Console.error(
+            "token \(token.id) for '\(user)', valid once until \(Timestamp.format(token.expiryDate)); "
+                + "'sfts ca token-cancel \(token.id)' withdraws it")
+        return .success
+    }
+
+    static func list(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = try ServerCommandSupport.existingRoot(arguments)
+        let tokens = try JSONTokenStore(url: root.tokens).all()
+        guard !tokens.isEmpty else {
+            Console.error("no tokens in \(root.tokens.path)")
+            return .success
+        }
+        let now = Date()
+        var rows = [["ID", "USER", "ISSUED", "EXPIRES", "STATUS"]]
+        for (id, record) in tokens.sorted(by: { $0.value.issuedAt < $1.value.issuedAt }) {
+            let expires = Date(timeIntervalSince1970: Double(record.expires))
+            let status: String
+            if let usedAt = record.usedAt {
+                status = "used \(usedAt) from \(record.usedFrom ?? "?")"
+            } else if let cancelledAt = record.cancelledAt {
+                status = "cancelled \(cancelledAt)"
+            } else if expires <= now {
+                status = "expired"
+            } else {
+                status = "unused"
+            }
+            rows.append([id, Console.displayName(record.user), record.issuedAt, Timestamp.format(expires), status])
+        }
+        Console.out(Table.render(rows))
+        return .success
+    }
+
+    static func cancel(_ arguments: ParsedArguments) throws -> ExitCode {
+        let root = try ServerCommandSupport.existingRoot(arguments)
+        let target = arguments.positional(0)!
+        let store = JSONTokenStore(url: root.tokens)
+        let tokens = try store.all()
+        let now = Date()
+        let chosen = tokens[target] != nil ? [target] : tokens.filter { $0.value.user == target }.map(\.key)
+        guard !chosen.isEmpty else {
+            throw ClientError(
+                .notFound, "'\(target)' is neither a token id nor the user of a token; 'sfts ca tokens' lists them")
+        }
+        let cancelled = try store.cancel(chosen.sorted(), at: now)
+        guard !cancelled.isEmpty else {
+            throw ClientError(
+                .notFound,
+                "no unused token for '\(target)': it was used, cancelled or has expired; see 'sfts ca tokens'")
+        }
+        let log = ServerCommandSupport.log(root)
+        for id in cancelled {
+            log.warning("token.cancelled", ["token.id": id, "user": tokens[id]?.user ?? "?"])
+            Console.out("cancelled token \(id) for '\(tokens[id]?.user ?? "?")'")
+        }
         return .success
     }
 }

@@ -124,6 +124,19 @@ public enum CommandCatalog {
         details: "The CSR's common name must be a valid user name. When that user is enrolled, the "
             + "certificate becomes the user's current one, so its key logs in with the user's password.")
 
+    public static let caTokens = CommandSpec(
+        ["ca", "tokens"],
+        summary: "List enrollment tokens with id, user, issue and expiry time, and status.",
+        options: [root],
+        details: "Tokens that expired more than a week ago are forgotten when the next one is issued.")
+
+    public static let caTokenCancel = CommandSpec(
+        ["ca", "token-cancel"],
+        summary: "Cancel an unused enrollment token by id, or every unused token of a user name.",
+        positionals: [PositionalSpec("TARGET", help: "a token id from 'sfts ca tokens', or a user name")],
+        options: [root],
+        details: "A cancelled token no longer enrolls; the running server sees it at the next enrollment.")
+
     public static let caToken = CommandSpec(
         ["ca", "token"],
         summary: "Print a one-time enrollment token for one user name, alone on standard output.",
@@ -333,7 +346,8 @@ public enum CommandCatalog {
 
     /// Every command, in the order help lists them.
     public static let all: [CommandSpec] = [
-        caInit, caImport, caServerCertificate, caSign, caToken, caRevoke, caList, serve, csrServe, enroll, put, get, ls,
+        caInit, caImport, caServerCertificate, caSign, caToken, caTokens, caTokenCancel, caRevoke, caList, serve,
+        csrServe, enroll, put, get, ls,
         rm, shell, passwd, renew, login, logout, userList, userRole, userRemove,
         blockList, blockLift, help, completion, demo,
     ]

@@ -64,6 +64,8 @@ public enum CommandLineTool {
         switch spec.path {
         case CommandCatalog.caInit.path: return try CAInitCommand.run(parsed)
         case CommandCatalog.caToken.path: return try CATokenCommand.run(parsed)
+        case CommandCatalog.caTokens.path: return try CATokenCommand.list(parsed)
+        case CommandCatalog.caTokenCancel.path: return try CATokenCommand.cancel(parsed)
         case CommandCatalog.caImport.path: return try CAImportCommand.run(parsed)
         case CommandCatalog.caServerCertificate.path: return try CAServerCertificateCommand.run(parsed)
         case CommandCatalog.caSign.path: return try CASignCommand.run(parsed)

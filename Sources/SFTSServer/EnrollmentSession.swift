@@ -152,13 +152,14 @@ final class EnrollmentSession: Session {
         }
         let issuer = TokenIssuer(root: services.configuration.root, store: services.tokens)
         guard let record = try issuer.store.token(id: tokenID), record.user == start.user,
-            record.usedAt == nil, Double(record.expires) > Date().timeIntervalSince1970
+            record.isUsable(at: Date())
         else {
             logEvent(
                 .warning, "enroll.auth-failed", [("user", start.user), ("method", "token"), ("reason", "bad token")])
             throw ServiceFailure(
                 .authenticationFailed,
-                "enrollment refused: the token is unknown, expired, already used or for another user; "
+                "enrollment refused: the token is unknown, expired, already used, cancelled or for another "
+                    + "user; "
                     + "ask the operator for a new one (sfts ca token)", closesConnection: true)
         }
         return (.token, try issuer.secret(id: tokenID, user: record.user, expires: record.expires))

@@ -10,6 +10,13 @@ public struct TokenRecord: Codable, Equatable, Sendable {
     public var issuedAt: String
     public var usedAt: String?
     public var usedFrom: String?
+    /// When `sfts ca token-cancel` withdrew the token before its use.
+    public var cancelledAt: String?
+
+    /// True while the token can still enroll: not used, cancelled or expired at `date`.
+    public func isUsable(at date: Date) -> Bool {
+        usedAt == nil && cancelledAt == nil && Double(expires) > date.timeIntervalSince1970
+    }
 
     public init(user: String, expires: Int64, issuedAt: String) {
         self.user = user
@@ -24,6 +31,7 @@ public enum TokenError: Error, Equatable {
     case wrongUser
     case expired
     case used
+    case cancelled
 }
 
 /// Issued tokens. Implementations must make ``consume(_:at:from:)`` atomic, so a token
@@ -31,8 +39,13 @@ public enum TokenError: Error, Equatable {
 public protocol TokenStore: Sendable {
     func add(id: String, _ record: TokenRecord) throws
     func token(id: String) throws -> TokenRecord?
-    /// Marks the token used; throws ``TokenError`` when it is unknown, expired or used.
+    /// Marks the token used; throws ``TokenError`` when it is unknown, expired, used or
+    /// cancelled.
     func consume(_ id: String, at date: Date, from address: String) throws
+    /// Returns every token on record by id, including used and expired ones from the last week.
+    func all() throws -> [String: TokenRecord]
+    /// Cancels the usable tokens among `ids` and returns the ids it cancelled.
+    func cancel(_ ids: [String], at date: Date) throws -> [String]
 }
 
 /// The default token store: tokens.json, from token id to record.
@@ -60,10 +73,28 @@ public struct JSONTokenStore: TokenStore {
         try file.update { tokens in
             guard var record = tokens[id] else { throw TokenError.unknown }
             guard record.usedAt == nil else { throw TokenError.used }
+            guard record.cancelledAt == nil else { throw TokenError.cancelled }
             guard Double(record.expires) > date.timeIntervalSince1970 else { throw TokenError.expired }
             record.usedAt = Timestamp.format(date)
             record.usedFrom = address
             tokens[id] = record
+        }
+    }
+
+    public func all() throws -> [String: TokenRecord] {
+        try file.read()
+    }
+
+    public func cancel(_ ids: [String], at date: Date) throws -> [String] {
+        try file.update { tokens in
+            var cancelled: [String] = []
+            for id in ids {
+                guard var record = tokens[id], record.isUsable(at: date) else { continue }
+                record.cancelledAt = Timestamp.format(date)
+                tokens[id] = record
+                cancelled.append(id)
+            }
+            return cancelled
         }
     }
 }

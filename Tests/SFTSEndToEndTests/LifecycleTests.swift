@@ -73,6 +73,41 @@ final class LifecycleTests {
         #expect(!users.contains("carol"))
     }
 
+    /// An operator who handed out a token by mistake withdraws it by id or by name; the
+    /// running server refuses it, and a new token still works.
+    @Test func cancelledTokenNoLongerEnrolls() throws {
+        let server = try TestServer()
+        let bob = try TestClient(user: "bob", password: TestSecrets.bobPassword)
+        let first = try token(server, "bob")
+        let second = try token(server, "bob")
+        let listed = try server.admin(["ca", "tokens"])
+        #expect(listed.status == 0, "\(listed)")
+        let ids = listed.standardOutput.split(separator: "\n").dropFirst().compactMap { $0.split(separator: " ").first }
+        #expect(ids.count == 2, "\(listed)")
+        #expect(listed.standardOutput.components(separatedBy: " unused").count == 3, "\(listed)")
+
+        let byID = try server.admin(["ca", "token-cancel", String(ids[0])])
+        #expect(byID.status == 0, "\(byID)")
+        let byName = try server.admin(["ca", "token-cancel", "bob"])
+        #expect(byName.status == 0, "\(byName)")
+        #expect(byName.standardOutput.contains("cancelled token \(ids[1])"), "\(byName)")
+        let nothingLeft = try server.admin(["ca", "token-cancel", "bob"])
+        #expect(nothingLeft.status == 5, "\(nothingLeft)")
+
+        for cancelled in [first, second] {
+            let refused = try enroll(bob, server, token: cancelled)
+            #expect(refused.status == 3, "\(refused)")
+            #expect(refused.standardError.contains("cancelled"), "\(refused)")
+        }
+        let serverLog = try String(contentsOf: server.file("logs/server.log"), encoding: .utf8)
+        #expect(serverLog.contains("token.cancelled"))
+        let fresh = try enroll(bob, server, token: try token(server, "bob"))
+        #expect(fresh.status == 0, "\(fresh)")
+        let after = try server.admin(["ca", "tokens"]).standardOutput
+        #expect(after.components(separatedBy: " cancelled ").count == 3, "\(after)")
+        #expect(after.contains(" used "), "\(after)")
+    }
+
     @Test func pinnedFingerprintMismatchSendsNothing() throws {
         let server = try TestServer()
         let bob = try TestClient(user: "bob", password: TestSecrets.bobPassword)

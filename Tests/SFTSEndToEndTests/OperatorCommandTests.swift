@@ -9,6 +9,8 @@ import Testing
     @Test(arguments: [
         ["user", "list"], ["user", "remove", "bob"], ["user", "role", "bob", "user"], ["block", "list"],
         ["block", "lift", "127.0.0.1"], ["ca", "list"], ["ca", "revoke", "bob"], ["ca", "token", "bob"],
+        ["ca", "tokens"],
+        ["ca", "token-cancel", "bob"],
     ])
     func commandsOutsideAStateRootFail(_ command: [String]) throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sfts-noroot-\(UUID().uuidString)")

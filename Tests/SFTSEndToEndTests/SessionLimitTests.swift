@@ -6,13 +6,15 @@ import Testing
     import Glibc
 #endif
 
-/// A `sfts shell` fed through a pipe, whose output the test reads as it comes.
+/// A `sfts shell` fed through a pipe, whose output the test reads as it comes. A thread of
+/// its own reads the output with plain read(2) until the shell closes it.
 private final class PipedShell {
     let process = Process()
     private let input = Pipe()
     private let output = Pipe()
     private let lock = NSLock()
     private var received = ""
+    private var reader: Thread?
 
     init(_ client: TestClient, arguments: [String] = [], environment: [String: String] = [:]) throws {
         process.executableURL = SFTSBinary.url
@@ -23,19 +25,28 @@ private final class PipedShell {
         process.standardInput = input
         process.standardOutput = output
         process.standardError = output
-        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self, !data.isEmpty else { return }
-            self.lock.lock()
-            self.received += String(decoding: data, as: UTF8.self)
-            self.lock.unlock()
-        }
         try process.run()
+        let descriptor = output.fileHandleForReading.fileDescriptor
+        let reader = Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = read(descriptor, &buffer, buffer.count)
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { return }
+                lock.lock()
+                received += String(decoding: buffer[..<count], as: UTF8.self)
+                lock.unlock()
+            }
+        }
+        self.reader = reader
+        reader.start()
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        output.fileHandleForReading.readabilityHandler = nil
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
     }
 
     var text: String {
