@@ -28,9 +28,9 @@ import Testing
     /// A flood of requests from one client runs into its share of the replay cache, and other
     /// clients are still served. Once the ids expire, the client may go on.
     @Test func oneClientCannotFillTheReplayCache() {
-        let guardian = RequestGuard(tolerance: 30)
+        let guardian = RequestGuard(tolerance: 30, maxRemembered: 1000, maxRememberedPerClient: 100)
         let stamp = Timestamp.format(now)
-        for index in 0..<RequestGuard.maxRememberedPerClient {
+        for index in 0..<guardian.maxRememberedPerClient {
             try? guardian.check(id: "flood-\(index)-aaaa", timestamp: stamp, client: "user mallory", now: now)
         }
         let refused = #expect(throws: RequestRejection.self) {
@@ -45,6 +45,24 @@ import Testing
             try guardian.check(
                 id: "flood-late-aaaa", timestamp: Timestamp.format(later), client: "user mallory", now: later)
         }
+    }
+
+    /// Ten clients at their share fill the cache; the next client is told the server is busy.
+    @Test func fullReplayCacheRejectsNewClients() {
+        let guardian = RequestGuard(tolerance: 30, maxRemembered: 100, maxRememberedPerClient: 10)
+        let stamp = Timestamp.format(now)
+        for client in 0..<10 {
+            for index in 0..<10 {
+                #expect(throws: Never.self) {
+                    try guardian.check(
+                        id: "fill-\(client)-\(index)-aaaa", timestamp: stamp, client: "user \(client)", now: now)
+                }
+            }
+        }
+        let refused = #expect(throws: RequestRejection.self) {
+            try guardian.check(id: "late-comer-0001", timestamp: stamp, client: "user 10", now: now)
+        }
+        #expect(refused?.code == .busy)
     }
 
     @Test func rejectsOutsideToleranceBothWays() {
