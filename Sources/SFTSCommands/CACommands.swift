@@ -17,53 +17,45 @@ enum CACommands {
         }
         let issued = FolderIssuedCertificateStore(folder: root.issuedFolder)
         let users = JSONUserStore(url: root.users)
-        // By name, every certificate that still logs in goes: the current one and, after a
-        // renewal, the previous one, which stays accepted until the renewed one is used.
-        var certificates: [Certificate]
-        let record = try users.user(named: target)
-        if let record {
-            guard let current = try issued.certificate(serial: record.certificateSerial) else {
-                throw ClientError(.notFound, "the certificate of '\(target)' is not in \(root.issuedFolder.path)")
-            }
-            certificates = [current]
-            if let previous = record.previousCertificateFingerprint,
-                let old = try issued.all().first(where: { $0.sha256Fingerprint.hexString == previous })
-            {
-                certificates.append(old)
-            }
-        } else if let bySerial = try issued.certificate(serial: target) {
-            certificates = [bySerial]
-        } else {
-            throw ClientError(
-                .notFound, "'\(target)' is neither an enrolled user nor an issued serial; 'sfts ca list' shows both")
-        }
-
-        if let server = certificates.first(where: \.isTLSServer) {
+        let first = try revocationTargets(target, root: root, issued: issued, users: users)
+        if let server = first.certificates.first(where: \.isTLSServer) {
             throw UsageError(
                 "\(server.serialNumberHex) is a server certificate, which clients do not check against the CRL; "
                     + "replace it with 'sfts ca server-cert' and SIGHUP instead")
         }
         let passphrase = try Secrets.read(Secrets.pkiPassphrase, from: arguments)
         let authority = try ServerPKI.loadAuthority(root: root, passphrase: passphrase)
-        let name = certificates[0].subjectCommonName ?? "?"
+        let name = first.certificates[0].subjectCommonName ?? "?"
         let store = JSONRevocationStore(url: root.revocations)
         let entry = RevocationRecord(name: name, revokedAt: Timestamp.format(Date()), reason: reason)
-        // revoked.json decides: a running server that finds it listing a serial the CRL lacks,
-        // as after this command was killed between the two writes, writes the CRL itself.
+
+        // The user may renew while this command waits for the passphrase, so the targets are
+        // read again after each round of revocations until a round finds nothing new. Each
+        // round writes the CRL, after which the server refuses any further renewal.
         var added: [String] = []
-        for certificate in certificates where try store.revoke(serial: certificate.serialNumberHex, entry) {
-            added.append(certificate.serialNumberHex)
-        }
-        // The CRL is written again either way, so a CRL file that lost an entry is repaired.
-        let list = try RevocationListFile.write(root: root, authority: authority, store: store)
-        if record?.previousCertificateFingerprint != nil {
-            try users.modify(target) { $0.previousCertificateFingerprint = nil }
+        var list: CertificateRevocationList
+        var targets = first
+        var rounds = 0
+        repeat {
+            var newly: [String] = []
+            for certificate in targets.certificates where try store.revoke(serial: certificate.serialNumberHex, entry) {
+                newly.append(certificate.serialNumberHex)
+            }
+            // The CRL is written again either way, so a CRL file that lost an entry is repaired.
+            list = try RevocationListFile.write(root: root, authority: authority, store: store)
+            added += newly
+            rounds += 1
+            guard !newly.isEmpty, rounds < 10 else { break }
+            targets = try revocationTargets(target, root: root, issued: issued, users: users, user: targets.user)
+        } while true
+        if let user = targets.user, try users.user(named: user)?.previousCertificateFingerprint != nil {
+            try users.modify(user) { $0.previousCertificateFingerprint = nil }
         }
         guard !added.isEmpty else {
             throw ClientError(
                 .alreadyExists,
-                "certificate \(certificates[0].serialNumberHex) of '\(name)' was already revoked; the CRL was written again"
-            )
+                "certificate \(first.certificates[0].serialNumberHex) of '\(name)' was already revoked; the CRL was "
+                    + "written again")
         }
         let log = ServerCommandSupport.log(root)
         for serial in added {
@@ -76,6 +68,51 @@ enum CACommands {
                 + "; a running server rejects the revoked ones from their next handshake or request.")
         return .success
     }
+
+    /// The certificates `ca revoke TARGET` revokes, and the user whose record they belong to.
+    ///
+    /// By name, every certificate that still logs in: the current one and, after a renewal,
+    /// the one it replaced, which stays accepted until the renewed one is used. By serial,
+    /// that certificate, and when it is a user's current one, the one it replaced as well.
+    /// `user`, once known, keeps later rounds on the same record.
+    private static func revocationTargets(
+        _ target: String, root: StateRoot, issued: FolderIssuedCertificateStore, users: JSONUserStore,
+        user known: String? = nil
+    ) throws -> (certificates: [Certificate], user: String?) {
+        var certificates: [Certificate] = []
+        var user: String?
+        if known == nil, let bySerial = try issued.certificate(serial: target), try users.user(named: target) == nil {
+            certificates = [bySerial]
+            if let name = bySerial.subjectCommonName, let record = try users.user(named: name),
+                record.certificateSerial == bySerial.serialNumberHex
+            {
+                user = name
+            }
+        } else {
+            user = known ?? target
+        }
+        if let user, let record = try users.user(named: user) {
+            if let current = try issued.certificate(serial: record.certificateSerial),
+                !certificates.contains(where: { $0.serialNumberHex == current.serialNumberHex })
+            {
+                certificates.append(current)
+            }
+            if let previous = record.previousCertificateFingerprint,
+                let old = try issued.all().first(where: { $0.sha256Fingerprint.hexString == previous })
+            {
+                certificates.append(old)
+            }
+        }
+        guard !certificates.isEmpty else {
+            if let user, try users.user(named: user) != nil {
+                throw ClientError(.notFound, "the certificate of '\(user)' is not in \(root.issuedFolder.path)")
+            }
+            throw ClientError(
+                .notFound, "'\(target)' is neither an enrolled user nor an issued serial; 'sfts ca list' shows both")
+        }
+        return (certificates, user)
+    }
+
     static func list(_ arguments: ParsedArguments) throws -> ExitCode {
         let root = try ServerCommandSupport.existingRoot(arguments)
         let certificates = try FolderIssuedCertificateStore(folder: root.issuedFolder).all()
@@ -84,6 +121,11 @@ enum CACommands {
             return .success
         }
         let revoked = try JSONRevocationStore(url: root.revocations).index().revoked
+        // A serial only in crl.pem, as after revoked.json was restored from a backup, is
+        // still revoked; the next CRL write adds it back to revoked.json.
+        let inCRL = Set(
+            (try? CertificateRevocationList(pem: String(contentsOf: root.revocationList, encoding: .utf8)))?
+                .revokedSerials ?? [])
         let users = try JSONUserStore(url: root.users).allUsers()
         let now = Date()
         var rows = [["SERIAL", "NAME", "USE", "NOT BEFORE", "NOT AFTER", "STATUS"]]
@@ -93,6 +135,8 @@ enum CACommands {
             var status: String
             if let record = revoked[serial] {
                 status = "revoked \(record.revokedAt) (\(record.reason.rawValue))"
+            } else if inCRL.contains(serial) {
+                status = "revoked (in crl.pem, missing from revoked.json)"
             } else if certificate.notAfter < now {
                 status = "expired"
             } else {

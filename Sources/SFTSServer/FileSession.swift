@@ -120,7 +120,7 @@ final class FileSession: Session {
                     + "operator", closesConnection: true)
         }
         let fingerprint = certificate.sha256Fingerprint.hexString
-        guard record.accepts(fingerprint: fingerprint) else {
+        guard accepts(record, fingerprint: fingerprint) else {
             logEvent(
                 .warning, "login.failed",
                 [
@@ -272,7 +272,7 @@ final class FileSession: Session {
     /// is still valid: not expired, and issued after the last password change.
     private func currentUser(for command: String) throws -> UserRecord {
         guard let record = try services.users.user(named: user),
-            let fingerprint = clientCertificate?.sha256Fingerprint.hexString, record.accepts(fingerprint: fingerprint),
+            let fingerprint = clientCertificate?.sha256Fingerprint.hexString, accepts(record, fingerprint: fingerprint),
             !isRevoked
         else {
             logEvent(.warning, "session.revoked", [("user", user), ("command", command)])
@@ -299,6 +299,16 @@ final class FileSession: Session {
                 closesConnection: true)
         }
         return record
+    }
+
+    /// True when the record accepts the certificate with `fingerprint`. The certificate a
+    /// renewal replaced is accepted only while the renewed one is not revoked, so revoking
+    /// the current certificate, by name or by serial, also shuts out the one before it.
+    private func accepts(_ record: UserRecord, fingerprint: String) -> Bool {
+        guard record.accepts(fingerprint: fingerprint) else { return false }
+        if fingerprint == record.certificateFingerprint { return true }
+        let revoked = services.credentials.credentials().revocationList.revokedSerials
+        return !revoked.contains(record.certificateSerial)
     }
 
     /// True when the current CRL lists this session's certificate, revoked after the login.

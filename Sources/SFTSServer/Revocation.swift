@@ -68,11 +68,26 @@ public enum RevocationListFile {
     public static let validity: TimeInterval = 7 * 24 * 3600
 
     /// Signs a CRL of every revoked certificate and writes it atomically.
+    ///
+    /// No certificate is ever un-revoked, so a serial that the CRL in place lists but
+    /// revoked.json lacks, as after revoked.json was restored from an older backup, is added
+    /// back to revoked.json first and stays in the new CRL.
     @discardableResult
     public static func write(root: StateRoot, authority: CertificateAuthority, store: RevocationStore) throws
         -> CertificateRevocationList
     {
         try AtomicFile.withLock(on: root.revocationList) {
+            if let existing = try? load(root: root, authority: authority.certificate) {
+                let known = try store.index().revoked
+                let issued = FolderIssuedCertificateStore(folder: root.issuedFolder)
+                for serial in existing.revokedSerials where known[serial] == nil {
+                    let name = (try? issued.certificate(serial: serial))??.subjectCommonName ?? "?"
+                    _ = try store.revoke(
+                        serial: serial,
+                        RevocationRecord(
+                            name: name, revokedAt: Timestamp.format(Date()), reason: .unspecified))
+                }
+            }
             let index = try store.index()
             let revoked = index.revoked.map { serial, record in
                 RevokedCertificate(

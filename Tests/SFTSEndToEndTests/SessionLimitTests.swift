@@ -193,4 +193,51 @@ private final class PipedShell {
         #expect(refused.status == 3, "\(refused)")
         #expect(server.log.contains("crl.rewritten"))
     }
+
+    /// Revoking the renewed certificate by its serial shuts out the one it replaced too.
+    @Test func revokingTheCurrentSerialCoversTheRenewedOne() throws {
+        let server = try TestServer()
+        let alice = try Self.enrolled(server)
+        let thief = try TestClient(user: "alice", password: TestSecrets.alicePassword)
+        try FileManager.default.copyItem(at: alice.home, to: thief.home)
+        try #require(try alice.run(["renew"]).status == 0)
+        let users = try JSONSerialization.jsonObject(with: Data(contentsOf: server.file("users.json")))
+        let serial = try #require(
+            ((users as? [String: Any])?["alice"] as? [String: Any])?["certificateSerial"] as? String)
+
+        let revoke = try ProcessRunner.run(
+            SFTSBinary.url, ["ca", "revoke", serial, "--root", server.root.path],
+            environment: ["SFTS_PKI_PASSPHRASE": TestSecrets.pkiPassphrase])
+        #expect(revoke.status == 0, "\(revoke)")
+        let copy = try thief.run(["ls"])
+        #expect(copy.status == 3, "\(copy)")
+        let renewAgain = try thief.run(["renew"])
+        #expect(renewAgain.status == 3, "\(renewAgain)")
+    }
+
+    /// revoked.json restored from a backup taken before a revocation: the CRL still lists the
+    /// serial, the next CRL write puts it back, and the certificate never logs in again.
+    @Test func restoredRevocationIndexDoesNotUnrevoke() throws {
+        let server = try TestServer()
+        let alice = try Self.enrolled(server)
+        let bob = try TestClient(user: "bob", password: TestSecrets.bobPassword)
+        try #require(try bob.enroll(server).status == 0)
+        let indexURL = server.file("certificates/revoked.json")
+        let backup = try Data(contentsOf: indexURL)
+        let environment = ["SFTS_PKI_PASSPHRASE": TestSecrets.pkiPassphrase]
+        let revokeBob = try ProcessRunner.run(
+            SFTSBinary.url, ["ca", "revoke", "bob", "--root", server.root.path], environment: environment)
+        try #require(revokeBob.status == 0, "\(revokeBob)")
+        try backup.write(to: indexURL)
+
+        let listing = try server.admin(["ca", "list"]).standardOutput
+        #expect(listing.contains("in crl.pem, missing from revoked.json"), "\(listing)")
+        let revokeAlice = try ProcessRunner.run(
+            SFTSBinary.url, ["ca", "revoke", "alice", "--root", server.root.path], environment: environment)
+        #expect(revokeAlice.status == 0, "\(revokeAlice)")
+        let bobAfter = try bob.run(["ls"])
+        #expect(bobAfter.status == 3, "\(bobAfter)")
+        let index = try String(contentsOf: indexURL, encoding: .utf8)
+        #expect(index.contains("\"bob\""), "\(index)")
+    }
 }
