@@ -246,8 +246,18 @@ public final class FileClient {
             try transport.send(.ping, EmptyBody())
             _ = try transport.receive(.pong, EmptyBody.self)
         } catch {
-            throw ClientError.wrap(error)
+            throw endedSession(ClientError.wrap(error))
         }
+    }
+
+    /// Deletes the profile's login session when the server ended it during this connection,
+    /// as after an expiry or a password change, and returns `error`.
+    private func endedSession(_ error: ClientError) -> ClientError {
+        if error.isSessionRejection {
+            profile.clearSession()
+            logger.info("session.ended", ["user": user, "profile": profile.name])
+        }
+        return error
     }
 
     // MARK: - Commands
@@ -587,7 +597,7 @@ public final class FileClient {
         } catch {
             let wrapped = ClientError.wrap(error)
             logger.log(.warning, "command.failed", fields: logFields + [("error", wrapped.message)])
-            throw wrapped
+            throw endedSession(wrapped)
         }
     }
 }

@@ -225,10 +225,14 @@ final class EnrollmentSession: Session {
     private func consume(_ tokenID: String) throws {
         do {
             try services.tokens.consume(tokenID, at: Date(), from: peer.address)
-        } catch is TokenError {
+        } catch let error as TokenError {
+            let reason = error == .cancelled ? "cancelled" : error == .expired ? "expired" : "used"
+            logEvent(
+                .warning, "enroll.auth-failed", [("method", "token"), ("reason", "token \(reason) meanwhile")])
             throw ServiceFailure(
-                .authenticationFailed, "enrollment refused: the token was used or expired meanwhile",
-                closesConnection: true)
+                .authenticationFailed,
+                "enrollment refused: the token was \(reason) meanwhile; ask the operator for "
+                    + "a new one (sfts ca token)", closesConnection: true)
         }
     }
 

@@ -116,6 +116,9 @@ private final class PipedShell {
         #expect(status == 3, "\(shell.text)")
         #expect(shell.text.contains("log in with the password"), "\(shell.text)")
         #expect(server.log.contains("session.ticket-ended"))
+        // The shell deletes the ended session, so the next command asks for the password.
+        #expect(!FileManager.default.fileExists(atPath: alice.profileFile("session.json").path))
+        #expect(!FileManager.default.fileExists(atPath: alice.profileFile("session_key.pem").path))
         #expect(server.isRunning)
     }
 
