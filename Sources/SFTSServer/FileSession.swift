@@ -186,11 +186,7 @@ final class FileSession: Session {
     private func acceptSession(
         _ ticket: String, user name: String, record: UserRecord, fingerprint: String, requestID: String
     ) throws {
-        let issuer = SessionTicketIssuer(root: services.configuration.root)
-        guard
-            try issuer.isValid(
-                ticket, user: name, fingerprint: fingerprint, passwordChangedAt: record.passwordChangedAt)
-        else {
+        guard ticketIsValid(ticket, user: name, fingerprint: fingerprint, record: record) else {
             logEvent(.info, "login.session-rejected", [("client.serial", clientCertificate?.serialNumberHex ?? "-")])
             throw ServiceFailure(
                 .sessionInvalid, "the login session expired or no longer applies; log in with the password",
@@ -289,10 +285,7 @@ final class FileSession: Session {
                     + "cannot renew, so enroll again with a token from the operator",
                 closesConnection: true)
         }
-        if let ticket = sessionTicket,
-            try !SessionTicketIssuer(root: services.configuration.root).isValid(
-                ticket, user: user, fingerprint: fingerprint, passwordChangedAt: record.passwordChangedAt)
-        {
+        if let ticket = sessionTicket, !ticketIsValid(ticket, user: user, fingerprint: fingerprint, record: record) {
             logEvent(.info, "session.ticket-ended", [("user", user), ("command", command)])
             throw ServiceFailure(
                 .sessionInvalid, "the login session expired or the password changed; log in with the password",
@@ -309,6 +302,18 @@ final class FileSession: Session {
         if fingerprint == record.certificateFingerprint { return true }
         let revoked = services.credentials.credentials().revocationList.revokedSerials
         return !revoked.contains(record.certificateSerial)
+    }
+
+    /// Checks a session ticket. An unreadable ticket key is logged as a state error and makes
+    /// every ticket invalid, so clients fall back to the password instead of failing.
+    private func ticketIsValid(_ ticket: String, user: String, fingerprint: String, record: UserRecord) -> Bool {
+        do {
+            return try SessionTicketIssuer(root: services.configuration.root).isValid(
+                ticket, user: user, fingerprint: fingerprint, passwordChangedAt: record.passwordChangedAt)
+        } catch {
+            logEvent(.error, "state.unreadable", [("error", "\(error)")])
+            return false
+        }
     }
 
     /// True when the current CRL lists this session's certificate, revoked after the login.
