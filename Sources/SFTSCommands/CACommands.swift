@@ -69,7 +69,7 @@ enum CACommands {
         return .success
     }
 
-    /// The certificates `ca revoke TARGET` revokes, and the user whose record they belong to.
+    /// Finds the certificates `ca revoke TARGET` revokes, and the user whose record they belong to.
     ///
     /// By name, every certificate that still logs in: the current one and, after a renewal,
     /// the one it replaced, which stays accepted until the renewed one is used. By serial,

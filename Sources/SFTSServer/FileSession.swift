@@ -263,9 +263,9 @@ final class FileSession: Session {
     /// user removed or enrolled again since the login has a new record, so the session's
     /// certificate must still be the one the record names, and the CRL must not list it.
     ///
-    /// A connection may outlive what let it in, so each request also checks that the client
-    /// certificate has not expired and, after a login with a session ticket, that the ticket
-    /// is still valid: not expired, and issued after the last password change.
+    /// A connection may outlive what let it in. So each request also checks that the client
+    /// certificate has not expired. After a login with a session ticket, it checks that the
+    /// ticket has not expired and was issued after the last password change.
     private func currentUser(for command: String) throws -> UserRecord {
         guard let record = try services.users.user(named: user),
             let fingerprint = clientCertificate?.sha256Fingerprint.hexString, accepts(record, fingerprint: fingerprint),

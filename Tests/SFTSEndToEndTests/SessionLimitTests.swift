@@ -116,7 +116,7 @@ private final class PipedShell {
         #expect(status == 3, "\(shell.text)")
         #expect(shell.text.contains("log in with the password"), "\(shell.text)")
         #expect(server.log.contains("session.ticket-ended"))
-        // The shell deletes the ended session, so the next command asks for the password.
+        // The shell deletes the ended session, so the next command needs the password.
         #expect(!FileManager.default.fileExists(atPath: alice.profileFile("session.json").path))
         #expect(!FileManager.default.fileExists(atPath: alice.profileFile("session_key.pem").path))
         #expect(server.isRunning)
@@ -147,9 +147,9 @@ private final class PipedShell {
         #expect(server.log.contains("session.certificate-expired"))
     }
 
-    /// After a renewal the replaced certificate still logs in until the renewed one does, so
-    /// revoking the user must shut out both: a copy of the profile made before the renewal
-    /// must not get in, nor renew to a fresh certificate.
+    /// After a renewal the replaced certificate still logs in until the renewed one does. So
+    /// revoking the user must shut out both, and a copy of the profile made before the renewal
+    /// must neither get in nor renew to a fresh certificate.
     @Test func revokingAUserCoversTheRenewedCertificate() throws {
         let server = try TestServer()
         let alice = try Self.enrolled(server)
