@@ -148,6 +148,33 @@ final class ShellSession {
         }
     }
 
+    /// Runs `body`, such as a password prompt, while another thread pings the server at the
+    /// keepalive interval, so a slow answer does not let the idle timeout end the session.
+    /// The connection is used by that thread alone until it has stopped.
+    private func whileKeepingAlive<T>(_ body: () throws -> T) rethrows -> T {
+        guard let interval = client.keepaliveInterval else { return try body() }
+        let stop = DispatchSemaphore(value: 0)
+        let stopped = DispatchSemaphore(value: 0)
+        let client = self.client
+        let pinger = Thread {
+            // A failed ping ends the pinging; the next command reports the lost connection.
+            while stop.wait(timeout: .now() + interval) == .timedOut {
+                do {
+                    try client.ping()
+                } catch {
+                    break
+                }
+            }
+            stopped.signal()
+        }
+        pinger.start()
+        defer {
+            stop.signal()
+            stopped.wait()
+        }
+        return try body()
+    }
+
     /// Expands a leading `~` or `~/` in a local path typed at the prompt to the home folder,
     /// as a login shell would expand it before a one-shot command.
     static func localPath(_ word: String) -> String {
@@ -179,7 +206,7 @@ final class ShellSession {
         case "rm":
             try TransferActions.remove(client, remote: arguments.positional(0)!, output: output)
         case "passwd":
-            let newPassword = try Secrets.read(Secrets.newPassword, from: arguments)
+            let newPassword = try whileKeepingAlive { try Secrets.read(Secrets.newPassword, from: arguments) }
             try client.changePassword(to: newPassword)
             output.result("password changed for \(client.user)", ["event": "passwd", "user": client.user])
         case "lcd":

@@ -247,6 +247,32 @@ struct ScriptingTests {
         #expect(!server.log.contains("cut off"))
     }
 
+    /// A user who takes longer than the idle timeout to type a new password at the prompt of
+    /// `passwd` keeps the session: the shell pings while the prompt waits.
+    @Test func slowPasswordPromptKeepsTheSession() throws {
+        let server = try TestServer(extraArguments: ["--idle-timeout", "2"])
+        let alice = try Self.uploader(server)
+        let terminal = try PseudoTerminalSession(
+            SFTSBinary.url, ["shell"], environment: alice.environment, currentDirectory: alice.workFolder)
+        #expect(terminal.waitFor("sfts> "), "\(terminal.transcript)")
+        var mark = terminal.mark
+        terminal.type("passwd\n")
+        #expect(terminal.waitFor("New password: ", after: mark), "\(terminal.transcript)")
+        // Over twice the idle timeout at the prompt, with no command sent.
+        Thread.sleep(forTimeInterval: 5)
+        let newPassword = "a slowly typed new passphrase"
+        mark = terminal.mark
+        terminal.type(newPassword + "\n")
+        #expect(terminal.waitFor("new password", after: mark), "\(terminal.transcript)")
+        mark = terminal.mark
+        terminal.type(newPassword + "\n")
+        #expect(terminal.waitFor("sfts> ", after: mark), "\(terminal.transcript)")
+        #expect(terminal.since(mark).contains("password changed for alice"), "\(terminal.transcript)")
+        terminal.type("exit\n")
+        #expect(terminal.waitForExit() == 0, "\(terminal.transcript)")
+        #expect(!server.log.contains("cut off"))
+    }
+
     @Test func interactiveShellOnATerminal() throws {
         let server = try TestServer()
         // bob stays 'registered': he may list and download, not upload or remove.
