@@ -425,7 +425,7 @@ final class LifecycleTests {
             ],
             environment: ["SFTS_PKI_PASSPHRASE": TestSecrets.pkiPassphrase])
         #expect(rotated.status == 0, "\(rotated)")
-        try download.run()
+        try launchSerially(download)
         #expect(waitUntil(30) { server.log.contains(" get ") || server.log.contains("tls.established") })
         try #require(server.pid > 0)
         kill(server.pid, SIGHUP)

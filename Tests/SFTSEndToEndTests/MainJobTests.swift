@@ -115,7 +115,7 @@ func sha256Hex(_ data: Data) -> String {
     let output = Pipe()
     hasher.standardInput = input
     hasher.standardOutput = output
-    try? hasher.run()
+    try? launchSerially(hasher)
     let writer = Thread {
         input.fileHandleForWriting.write(data)
         try? input.fileHandleForWriting.close()
@@ -147,7 +147,7 @@ struct InterruptedDownloadTests {
         process.currentDirectoryURL = alice.workFolder
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try launchSerially(process)
         defer {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }

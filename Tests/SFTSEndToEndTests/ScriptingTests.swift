@@ -228,7 +228,7 @@ struct ScriptingTests {
         process.standardInput = input
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try launchSerially(process)
         defer {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }

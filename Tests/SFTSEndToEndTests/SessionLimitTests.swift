@@ -25,7 +25,7 @@ private final class PipedShell {
         process.standardInput = input
         process.standardOutput = output
         process.standardError = output
-        try process.run()
+        try launchSerially(process)
         let descriptor = output.fileHandleForReading.fileDescriptor
         let reader = Thread { [self] in
             var buffer = [UInt8](repeating: 0, count: 4096)

@@ -15,6 +15,17 @@ public struct ProcessResult: Sendable, CustomStringConvertible {
     }
 }
 
+/// Starts `process` while holding a lock that every launch in the tests shares. Foundation's
+/// Process.run on Linux is not safe to call from several threads at once: parallel suites
+/// crashed inside it (a memcpy from a bad pointer), so launches happen one at a time.
+public func launchSerially(_ process: Process) throws {
+    launchLock.lock()
+    defer { launchLock.unlock() }
+    try process.run()
+}
+
+private let launchLock = NSLock()
+
 /// Runs programs for tests, with a time limit so a hung child fails the test instead of
 /// hanging the suite.
 public enum ProcessRunner {
@@ -41,14 +52,17 @@ public enum ProcessRunner {
         process.standardOutput = output
         process.standardError = errors
         process.standardInput = stdin
-        try process.run()
+        try launchSerially(process)
         if let input {
             stdin.fileHandleForWriting.write(input)
         }
         try? stdin.fileHandleForWriting.close()
 
-        let killer = DispatchWorkItem {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        // The queue keeps a cancelled item until its deadline, so the item holds the process
+        // weakly: a strong reference would keep the process and its pipes' descriptors open
+        // for the whole timeout, and a busy test run would pile up over a thousand of them.
+        let killer = DispatchWorkItem { [weak process] in
+            if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
         // Read both pipes at once, so a child that fills one of them cannot block.
@@ -63,6 +77,8 @@ public enum ProcessRunner {
         done.wait()
         process.waitUntilExit()
         killer.cancel()
+        try? output.fileHandleForReading.close()
+        try? errors.fileHandleForReading.close()
         return ProcessResult(
             status: process.terminationStatus,
             standardOutput: String(decoding: outputData, as: UTF8.self),

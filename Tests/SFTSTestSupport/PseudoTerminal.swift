@@ -55,7 +55,7 @@ public final class PseudoTerminalSession: @unchecked Sendable {
         process.standardInput = handle
         process.standardOutput = handle
         process.standardError = handle
-        try process.run()
+        try launchSerially(process)
         try handle.close()
     }
 

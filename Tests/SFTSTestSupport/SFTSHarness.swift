@@ -117,7 +117,7 @@ public final class TestServer: @unchecked Sendable {
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try launchSerially(process)
 
         let deadline = Date() + 30
         while Date() < deadline {
