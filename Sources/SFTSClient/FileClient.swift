@@ -548,7 +548,7 @@ public final class FileClient {
         if lstat(target, &status) == 0, status.st_mode & S_IFMT == S_IFDIR {
             throw ClientError(
                 .alreadyExists,
-                "\(LocalFile.displayed(target)) is a local folder; name another destination, or use -r "
+                "\(DisplayText.quotedIfUnsafe(target)) is a local folder; name another destination, or use -r "
                     + "to fetch a remote folder into it")
         }
         if !force, FileManager.default.fileExists(atPath: target) {

@@ -10,9 +10,9 @@ import SFTSProtocol
 enum LocalFile {
     /// Opens a regular file and returns its descriptor, which the caller closes, and its size.
     ///
-    /// With `identity`, the file planned for a recursive upload, the last component must not be
-    /// a symbolic link and the opened file must be that same file, so a name swapped for a link
-    /// or a FIFO after planning is refused. The open never blocks, even on a FIFO.
+    /// `identity` is the file planned for a recursive upload. With it, the last component must
+    /// not be a symbolic link and the opened file must be that file, so a name swapped for a
+    /// link or a FIFO after planning is rejected. The open never blocks, even on a FIFO.
     static func openForReading(_ path: String, identity: FileIdentity? = nil) throws -> (
         descriptor: Int32, size: UInt64
     ) {
@@ -43,11 +43,6 @@ enum LocalFile {
         return (descriptor, UInt64(status.st_size))
     }
 
-    /// Formats a local path for a message: as it is, or quoted with its control characters escaped.
-    static func displayed(_ path: String) -> String {
-        RemotePath.needsQuoting(path) ? RemotePath.quoted(path) : path
-    }
-
     /// Returns the last component of a local path, normalised to NFC as remote names are.
     static func lastComponent(of path: String) -> String {
         URL(fileURLWithPath: path).lastPathComponent.precomposedStringWithCanonicalMapping
@@ -68,7 +63,7 @@ enum LocalFile {
         return localPath
     }
 
-    /// `path` without trailing slashes, except for the root itself.
+    /// Returns `path` without trailing slashes, except for the root itself.
     static func withoutTrailingSlash(_ path: String) -> String {
         var trimmed = Substring(path)
         while trimmed.count > 1, trimmed.hasSuffix("/") {
@@ -81,10 +76,7 @@ enum LocalFile {
     /// root. Foundation's deletingLastPathComponent crashes on one-character names in
     /// swift-corelibs-foundation 6.3, so this splits the string itself.
     static func parentFolder(of path: String) -> String {
-        var trimmed = Substring(path)
-        while trimmed.count > 1, trimmed.hasSuffix("/") {
-            trimmed.removeLast()
-        }
+        let trimmed = withoutTrailingSlash(path)
         guard let slash = trimmed.lastIndex(of: "/") else { return "." }
         let folder = trimmed[..<slash]
         return folder.isEmpty ? "/" : String(folder)
@@ -110,12 +102,15 @@ enum LocalFile {
             folder = open(folderPath, sfts_O_PATH | O_DIRECTORY | O_CLOEXEC)
             guard folder >= 0 else {
                 throw ClientError(
-                    .local, "cannot open folder \(displayed(folderPath)): \(String(cString: strerror(errno)))")
+                    .local,
+                    "cannot open folder \(DisplayText.quotedIfUnsafe(folderPath)): \(String(cString: strerror(errno)))")
             }
             var status = stat()
             if let folderIdentity, fstat(folder, &status) != 0 || FileIdentity(status) != folderIdentity {
                 close(folder)
-                throw ClientError(.local, "\(displayed(folderPath)) is no longer the folder planned for the download")
+                throw ClientError(
+                    .local, "\(DisplayText.quotedIfUnsafe(folderPath)) is no longer the folder planned for the download"
+                )
             }
             // Private until verified; commit gives it the usual mode. Direct I/O, where the file
             // system has it, spares copying every byte through the page cache.
@@ -126,7 +121,8 @@ enum LocalFile {
                 close(folder)
                 throw ClientError(
                     .local,
-                    "cannot create \(displayed(folderPath + "/" + temporary)): \(String(cString: strerror(code)))")
+                    "cannot create \(DisplayText.quotedIfUnsafe(folderPath + "/" + temporary)): \(String(cString: strerror(code)))"
+                )
             }
             // fcntl fails on file systems without direct I/O, and the writes stay buffered.
             direct = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | sfts_O_DIRECT) == 0
@@ -165,7 +161,8 @@ enum LocalFile {
                 if count < 0 {
                     if errno == EINTR { continue }
                     throw ClientError(
-                        .local, "cannot write \(displayed(target)): \(String(cString: strerror(errno)))")
+                        .local,
+                        "cannot write \(DisplayText.quotedIfUnsafe(target)): \(String(cString: strerror(errno)))")
                 }
                 offset += count
             }
@@ -184,12 +181,14 @@ enum LocalFile {
             umask(mask)
             fchmod(descriptor, 0o666 & ~mask)
             guard fsync(descriptor) == 0 else {
-                throw ClientError(.local, "cannot flush \(displayed(target)): \(String(cString: strerror(errno)))")
+                throw ClientError(
+                    .local, "cannot flush \(DisplayText.quotedIfUnsafe(target)): \(String(cString: strerror(errno)))")
             }
             if replace {
                 guard renameat(folder, temporary, folder, name) == 0 else {
                     throw ClientError(
-                        .local, "cannot rename to \(displayed(target)): \(String(cString: strerror(errno)))")
+                        .local,
+                        "cannot rename to \(DisplayText.quotedIfUnsafe(target)): \(String(cString: strerror(errno)))")
                 }
             } else {
                 guard linkat(folder, temporary, folder, name, 0) == 0 else {
@@ -197,8 +196,8 @@ enum LocalFile {
                     throw ClientError(
                         code == EEXIST ? .alreadyExists : .local,
                         code == EEXIST
-                            ? "\(displayed(target)) already exists; use --force to replace it"
-                            : "cannot create \(displayed(target)): \(String(cString: strerror(code)))")
+                            ? "\(DisplayText.quotedIfUnsafe(target)) already exists; use --force to replace it"
+                            : "cannot create \(DisplayText.quotedIfUnsafe(target)): \(String(cString: strerror(code)))")
                 }
                 unlinkat(folder, temporary, 0)
             }

@@ -79,7 +79,7 @@ extension FileClient {
             if let first = sources.updateValue(item.local, forKey: item.remote) {
                 throw ClientError(
                     .rejected,
-                    "\(LocalFile.displayed(first)) and \(LocalFile.displayed(item.local)) would both be stored as "
+                    "\(DisplayText.quotedIfUnsafe(first)) and \(DisplayText.quotedIfUnsafe(item.local)) would both be stored as "
                         + "\(RemotePath.quoted(item.remote)), since remote names are Unicode-normalised (NFC); "
                         + "rename one; nothing was sent")
             }
@@ -95,7 +95,7 @@ extension FileClient {
             throw ClientError(.local, "cannot read folder \(folder): \(error.localizedDescription)")
         }
         if names.isEmpty {
-            plan.skipped.append("\(LocalFile.displayed(folder)): empty folder, not created on the server")
+            plan.skipped.append("\(DisplayText.quotedIfUnsafe(folder)): empty folder, not created on the server")
         }
         for name in names {
             let local = folder.hasSuffix("/") ? folder + name : folder + "/" + name
@@ -106,7 +106,7 @@ extension FileClient {
             let type = status.st_mode & S_IFMT
             guard type == S_IFREG || type == S_IFDIR else {
                 plan.skipped.append(
-                    "\(LocalFile.displayed(local)): \(type == S_IFLNK ? "symbolic link" : "not a regular file"), skipped"
+                    "\(DisplayText.quotedIfUnsafe(local)): \(type == S_IFLNK ? "symbolic link" : "not a regular file"), skipped"
                 )
                 continue
             }
@@ -116,7 +116,8 @@ extension FileClient {
                 path = try RemotePath(text)
             } catch let error as InvalidNameError {
                 throw ClientError(
-                    .rejected, "cannot upload \(LocalFile.displayed(local)): \(error.description); nothing was sent")
+                    .rejected,
+                    "cannot upload \(DisplayText.quotedIfUnsafe(local)): \(error.description); nothing was sent")
             }
             if type == S_IFDIR {
                 try walkLocal(local, remote: path, into: &plan)
@@ -223,17 +224,18 @@ extension FileClient {
                 guard mkdir(folder, 0o777) == 0, lstat(folder, &status) == 0 else {
                     throw ClientError(
                         .local,
-                        "cannot create folder \(LocalFile.displayed(folder)): \(String(cString: strerror(errno)))")
+                        "cannot create folder \(DisplayText.quotedIfUnsafe(folder)): \(String(cString: strerror(errno)))"
+                    )
                 }
             }
             guard status.st_mode & S_IFMT == S_IFDIR else {
-                throw ClientError(.alreadyExists, "\(LocalFile.displayed(folder)) exists and is not a folder")
+                throw ClientError(.alreadyExists, "\(DisplayText.quotedIfUnsafe(folder)) exists and is not a folder")
             }
             if let parent = identities[LocalFile.withoutTrailingSlash(LocalFile.parentFolder(of: folder))] {
                 var parentStatus = stat()
                 guard stat(folder + "/..", &parentStatus) == 0, FileIdentity(parentStatus) == parent else {
                     throw ClientError(
-                        .local, "\(LocalFile.displayed(folder)) is no longer inside the folder planned for it")
+                        .local, "\(DisplayText.quotedIfUnsafe(folder)) is no longer inside the folder planned for it")
                 }
             }
             identities[LocalFile.withoutTrailingSlash(folder)] = FileIdentity(status)

@@ -192,7 +192,7 @@ public struct ParsedArguments: Sendable {
         return number * scale
     }
 
-    /// A duration in the largest unit that divides it, such as "12 hours" or "60 s".
+    /// Formats a duration in the largest unit that divides it, such as "12 hours" or "60 s".
     static func spoken(_ seconds: TimeInterval) -> String {
         for (size, unit) in [(86400.0, "day"), (3600.0, "hour"), (60.0, "minute")]
         where seconds >= size && seconds.truncatingRemainder(dividingBy: size) == 0 {

@@ -60,9 +60,9 @@ enum ServerCommandSupport {
         return StateRoot(URL(fileURLWithPath: path))
     }
 
-    /// The state root of an existing server. A folder without a CA certificate is refused, so
-    /// an operator command run in the wrong folder neither reports an empty state nor leaves
-    /// files there.
+    /// Returns the state root of an existing server. A folder without a CA certificate is
+    /// rejected, so an operator command run in the wrong folder neither reports an empty state
+    /// nor leaves files there.
     static func existingRoot(_ arguments: ParsedArguments) throws -> StateRoot {
         let root = root(arguments)
         guard FileManager.default.fileExists(atPath: root.caCertificate.path) else {

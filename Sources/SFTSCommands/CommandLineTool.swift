@@ -124,6 +124,6 @@ enum Console {
 
     /// Quotes a name that could disturb a terminal, such as one with control characters.
     static func displayName(_ name: String) -> String {
-        RemotePath.needsQuoting(name) ? RemotePath.quoted(name) : name
+        DisplayText.quotedIfUnsafe(name)
     }
 }

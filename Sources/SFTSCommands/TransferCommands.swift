@@ -37,10 +37,9 @@ struct ClientOutput {
         Console.out(Self.jsonLine(["event": "error", "exit": Int(code.rawValue), "message": message]))
     }
 
-    /// One JSON object on one line, keys sorted, for tools such as jq. DEL, the C1 controls
-    /// and the Unicode line and paragraph separators are escaped as well, since some line
-    /// readers split at them; they can only occur inside strings, so escaping them keeps the
-    /// JSON equal.
+    /// Formats one JSON object on one line, keys sorted, for tools such as jq. DEL, the C1
+    /// controls and the Unicode line and paragraph separators are escaped too, because some line
+    /// readers split at them. They occur only inside strings, so the escaped JSON is equal.
     static func jsonLine(_ fields: [String: Any]) -> String {
         guard
             let data = try? JSONSerialization.data(

@@ -13,6 +13,12 @@ public enum DisplayText {
         }
     }
 
+    /// Returns `text` as it is, or in single quotes with its unsafe characters escaped, for a
+    /// name or path inside a message.
+    public static func quotedIfUnsafe(_ text: String) -> String {
+        text.unicodeScalars.contains(where: isUnsafe) ? "'" + escaped(text) + "'" : text
+    }
+
     /// Returns `text` with each unsafe character replaced by its `\u{…}` escape.
     public static func escaped(_ text: String) -> String {
         guard text.unicodeScalars.contains(where: isUnsafe) else { return text }

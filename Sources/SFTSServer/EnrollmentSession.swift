@@ -226,7 +226,12 @@ final class EnrollmentSession: Session {
         do {
             try services.tokens.consume(tokenID, at: Date(), from: peer.address)
         } catch let error as TokenError {
-            let reason = error == .cancelled ? "cancelled" : error == .expired ? "expired" : "used"
+            let reason: String
+            switch error {
+            case .cancelled: reason = "cancelled"
+            case .expired: reason = "expired"
+            default: reason = "used"
+            }
             logEvent(
                 .warning, "enroll.auth-failed", [("method", "token"), ("reason", "token \(reason) meanwhile")])
             throw ServiceFailure(

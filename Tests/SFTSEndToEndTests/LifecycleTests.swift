@@ -73,8 +73,8 @@ final class LifecycleTests {
         #expect(!users.contains("carol"))
     }
 
-    /// An operator who handed out a token by mistake withdraws it by id or by name; the
-    /// running server refuses it, and a new token still works.
+    /// An operator who handed out a token by mistake withdraws it by id or by name. The
+    /// running server rejects it, and a new token still works.
     @Test func cancelledTokenNoLongerEnrolls() throws {
         let server = try TestServer()
         let bob = try TestClient(user: "bob", password: TestSecrets.bobPassword)

@@ -25,9 +25,9 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
     }
 
-    /// A damaged roles.json denies everything, tells the client that the server has a
-    /// problem rather than dropping the connection, names the file in the server log, and
-    /// needs no restart once it is fixed.
+    /// A damaged roles.json denies everything and sends the client an internal error rather
+    /// than dropping the connection. The server log names the file, and fixing it needs no
+    /// restart.
     @Test func damagedRolesFileFailsSafeAndSaysSo() throws {
         let server = try TestServer()
         let alice = try TestClient(user: "alice", password: TestSecrets.alicePassword)

@@ -76,17 +76,20 @@ private final class PipedShell {
     }
 }
 
-/// What let a connection in may end while it stays open: the session ticket, the password
-/// it was issued under, or the client certificate. The server checks each before every
-/// request, so a long shell cannot outlive them.
+/// Tests what may end while a connection stays open: the session ticket, the password it was
+/// issued under, or the client certificate. The server checks each before every request, so a
+/// long shell cannot outlive them.
 @Suite struct SessionLimitTests {
+    /// Enrolls alice with the role `user`.
     static func enrolled(_ server: TestServer) throws -> TestClient {
-        let alice = try TestClient(user: "alice", password: TestSecrets.alicePassword)
-        let enroll = try alice.enroll(server)
-        try #require(enroll.status == 0, "\(enroll)")
-        let promote = try server.admin(["user", "role", "alice", "user"])
-        try #require(promote.status == 0, "\(promote)")
-        return alice
+        try ScriptingTests.uploader(server)
+    }
+
+    /// Runs `sfts ca revoke` with the PKI passphrase against the server's state root.
+    static func revoke(_ server: TestServer, _ arguments: [String]) throws -> ProcessResult {
+        try ProcessRunner.run(
+            SFTSBinary.url, ["ca", "revoke"] + arguments + ["--root", server.root.path],
+            environment: ["SFTS_PKI_PASSPHRASE": TestSecrets.pkiPassphrase])
     }
 
     @Test func passwordChangeEndsATicketShell() throws {
@@ -158,9 +161,7 @@ private final class PipedShell {
         let renewed = try alice.run(["renew"])
         try #require(renewed.status == 0, "\(renewed)")
 
-        let revoke = try ProcessRunner.run(
-            SFTSBinary.url, ["ca", "revoke", "alice", "--reason", "keyCompromise", "--root", server.root.path],
-            environment: ["SFTS_PKI_PASSPHRASE": TestSecrets.pkiPassphrase])
+        let revoke = try Self.revoke(server, ["alice", "--reason", "keyCompromise"])
         #expect(revoke.status == 0, "\(revoke)")
         #expect(revoke.standardOutput.components(separatedBy: "revoked certificate").count == 3, "\(revoke)")
 
@@ -176,8 +177,8 @@ private final class PipedShell {
         #expect(aliceRows.allSatisfy { $0.contains("revoked") }, "\(listing)")
     }
 
-    /// A `ca revoke` killed after it wrote revoked.json but before the CRL: the server sees
-    /// revoked.json change, writes the CRL itself, and rejects the certificate.
+    /// Simulates a `ca revoke` killed after it wrote revoked.json but before the CRL. The
+    /// server notices the changed revoked.json, writes the CRL itself, and rejects the certificate.
     @Test func revocationIndexAloneTakesEffect() throws {
         let server = try TestServer()
         let alice = try Self.enrolled(server)
@@ -208,9 +209,7 @@ private final class PipedShell {
         let serial = try #require(
             ((users as? [String: Any])?["alice"] as? [String: Any])?["certificateSerial"] as? String)
 
-        let revoke = try ProcessRunner.run(
-            SFTSBinary.url, ["ca", "revoke", serial, "--root", server.root.path],
-            environment: ["SFTS_PKI_PASSPHRASE": TestSecrets.pkiPassphrase])
+        let revoke = try Self.revoke(server, [serial])
         #expect(revoke.status == 0, "\(revoke)")
         let copy = try thief.run(["ls"])
         #expect(copy.status == 3, "\(copy)")
@@ -227,16 +226,13 @@ private final class PipedShell {
         try #require(try bob.enroll(server).status == 0)
         let indexURL = server.file("certificates/revoked.json")
         let backup = try Data(contentsOf: indexURL)
-        let environment = ["SFTS_PKI_PASSPHRASE": TestSecrets.pkiPassphrase]
-        let revokeBob = try ProcessRunner.run(
-            SFTSBinary.url, ["ca", "revoke", "bob", "--root", server.root.path], environment: environment)
+        let revokeBob = try Self.revoke(server, ["bob"])
         try #require(revokeBob.status == 0, "\(revokeBob)")
         try backup.write(to: indexURL)
 
         let listing = try server.admin(["ca", "list"]).standardOutput
         #expect(listing.contains("in crl.pem, missing from revoked.json"), "\(listing)")
-        let revokeAlice = try ProcessRunner.run(
-            SFTSBinary.url, ["ca", "revoke", "alice", "--root", server.root.path], environment: environment)
+        let revokeAlice = try Self.revoke(server, ["alice"])
         #expect(revokeAlice.status == 0, "\(revokeAlice)")
         let bobAfter = try bob.run(["ls"])
         #expect(bobAfter.status == 3, "\(bobAfter)")

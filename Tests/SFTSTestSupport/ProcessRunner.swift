@@ -58,9 +58,9 @@ public enum ProcessRunner {
         }
         try? stdin.fileHandleForWriting.close()
 
-        // The queue keeps a cancelled item until its deadline, so the item holds the process
-        // weakly: a strong reference would keep the process and its pipes' descriptors open
-        // for the whole timeout, and a busy test run would pile up over a thousand of them.
+        // The queue keeps a cancelled item until its deadline, so the item references the
+        // process weakly. A strong reference would keep the process and its pipes open for the
+        // whole timeout, and a busy test run would pile up over a thousand descriptors.
         let killer = DispatchWorkItem { [weak process] in
             if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }

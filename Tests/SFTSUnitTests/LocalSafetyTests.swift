@@ -99,7 +99,7 @@ private final class ScratchFolder {
 }
 
 @Suite struct RecursiveTransferLocalSafetyTests {
-    /// Two local names that are one name in NFC would be one remote file; the plan says so.
+    /// Two local names that are one name in NFC would be one remote file, so the plan fails.
     @Test func namesEqualAfterNormalisationAreRefused() throws {
         let scratch = try ScratchFolder()
         try FileManager.default.createDirectory(atPath: scratch.path + "/docs", withIntermediateDirectories: true)

@@ -47,7 +47,7 @@ import Testing
         }
     }
 
-    /// Ten clients at their share fill the cache; the next client is told the server is busy.
+    /// Ten clients at their share fill the cache, so the next client gets a `busy` rejection.
     @Test func fullReplayCacheRejectsNewClients() {
         let guardian = RequestGuard(tolerance: 30, maxRemembered: 100, maxRememberedPerClient: 10)
         let stamp = Timestamp.format(now)
